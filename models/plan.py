@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -34,7 +33,7 @@ class SolverReport(_Value):
     method: str = Field(description="greedy, mip, mip-fast, ...")
     solver: str | None = None
     status: Status
-    objective: float = math.inf
+    objective: float | None = Field(None, description="None: no feasible plan was scored.")
     bound: float | None = Field(None, description="Best proven bound on the objective.")
     gap: float | None = Field(None, description="(objective - bound) / max(1, |objective|).")
     build_seconds: float = 0.0

@@ -293,7 +293,7 @@ class Organisation(BaseModel):
     def _cross_references(self) -> Organisation:
         problems = consistency_problems(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     # --- convenient views (derived, never stored) ---

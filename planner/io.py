@@ -428,7 +428,7 @@ def validate_usage(usage: pd.DataFrame, org: Organisation, *, file: str = "usage
         )
         wrong_owner = np.array(
             [
-                bool(g) and w in owner and owner[w] != a
+                bool(g) and w in owner and a in accounts and owner[w] != a
                 for g, w, a in zip(given, wl, acc, strict=True)
             ],
             dtype=bool,

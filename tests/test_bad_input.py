@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
 from orgfolder import BASE_ORG, base_usage, write_folder
+
 from planner.cli import main
 from planner.errors import InputError
 from planner.io import load
@@ -163,7 +163,8 @@ def test_the_base_folder_is_valid(tmp_path: Path) -> None:
     org, usage = load(write_folder(tmp_path / "org"))
     assert [a.id for a in org.accounts] == ["web", "batch", "db"]
     assert org.parent.capacity["memory"] == 400.0
-    assert len(org.edges) == 2 and org.edges[0].critical
+    assert len(org.edges) == 2
+    assert org.edges[0].critical
     assert len(usage) == 3 * 2 * 48
 
 

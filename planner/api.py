@@ -17,18 +17,9 @@ import pandas as pd
 from models import NeedProfile, Organisation, Plan
 from planner.greedy import negotiate_resources
 from planner.io import validate_usage
+from planner.profiles import build_need_profiles, plan_start
 
 METHODS: tuple[str, ...] = ("greedy", "greedy-strict", "mip", "mip-fast")
-
-
-def default_start(org: Organisation, usage: pd.DataFrame) -> datetime:
-    """Start of the first planning period: ``org.state.now`` if set, else the period after the
-    last usage timestamp (rounded down to the period length)."""
-    if org.state.now is not None:
-        return org.state.now
-    last = pd.Timestamp(usage["ts"].max())
-    period = pd.Timedelta(minutes=org.rules.period_minutes)
-    return (last.floor(period) + period).to_pydatetime()
 
 
 def plan(
@@ -64,7 +55,8 @@ def plan(
         Backend for the MIP methods (default: OR-Tools with HiGHS); see
         ``planner.backends.available_solvers()``.
     start
-        Start of the first period (default: :func:`default_start`).
+        Start of the first period (default: ``organisation.state.now``, else the period after
+        the last usage timestamp).
     profiles
         Need profiles to use instead of forecasting them from ``usage``.
     forecaster
@@ -106,10 +98,8 @@ def plan(
         )
     stage = on_stage or (lambda _label: None)
     clean = validate_usage(usage, organisation)
-    when = start or default_start(organisation, clean)
+    when = start or plan_start(organisation, clean)
     if profiles is None:
-        from planner.profiles import build_need_profiles
-
         stage("forecasting demand")
         profiles = build_need_profiles(organisation, clean, start=when, forecaster=forecaster)
     by_account = {p.account: p for p in profiles}

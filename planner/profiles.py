@@ -11,7 +11,9 @@ prioritised list the negotiators take. Per sub-account and resource:
    that history and predicts the quantiles 0.5, 0.9 and 0.99 for ``rules.horizon_periods``
    periods from the start. Only history before the start is used, so a past start replays the
    planner as it would have run then.
-3. **Events.** Growth multiplies and scheduled jobs add demand (``org.events``).
+3. **Events.** Growth multiplies and scheduled jobs add demand (``org.events``, through
+   :func:`planner.forecast.apply_events`: growth at each period's start, jobs in every period
+   they overlap).
 4. **Target.** The demand at the account's ``performance_threshold.service_level``, linearly
    interpolated between the quantile columns (clamped to the outer ones).
 5. **Priority.** ``priority_score = priority x criticality x relative shortfall`` where
@@ -30,20 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models import Events, NeedProfile, Organisation, ResourceDemand, SubAccount
+from models import NeedProfile, Organisation, ResourceDemand, SubAccount
 from planner.dependency import DependencyAnalysis, analyse
-from planner.estimate import DEFAULT_QUANTILES, RecentPeakEstimator, quantile_column
+from planner.estimate import DEFAULT_QUANTILES, quantile_column
+from planner.forecast import apply_events, default_forecaster
 
 KEYS = ["account", "resource"]
-
-
-def default_forecaster() -> Any:
-    """The project's default forecaster (the recent-peak estimate until planner.forecast has one)."""
-    try:
-        from planner.forecast import default_forecaster as forecast_default
-    except ImportError:
-        return RecentPeakEstimator()
-    return forecast_default()
 
 
 def plan_start(org: Organisation, usage: pd.DataFrame) -> datetime:
@@ -108,73 +102,8 @@ def period_peaks(usage: pd.DataFrame, period_minutes: int, *, origin: datetime) 
     return summed.groupby([*KEYS, "ts"], sort=True)["value"].max().reset_index()
 
 
-def apply_events_fallback(
-    forecast: pd.DataFrame,
-    events: Events,
-    *,
-    period_minutes: int,
-    columns: Sequence[str],
-) -> pd.DataFrame:
-    """Apply growth and scheduled jobs to a long forecast (``account, resource, ts`` + columns).
-
-    Growth multiplies every quantile column by the event's factor, which ramps linearly from 1
-    at ``start`` to ``multiplier`` at ``start + ramp_hours`` (a step without a ramp); a period
-    takes the factor's larger value over its span (its start or its end), since demand is a
-    peak. Jobs then add ``amount`` to every period overlapping ``[start, end)``. Rows of other
-    series are untouched.
-    """
-    out = forecast.copy()
-    if not events.growth and not events.jobs:
-        return out
-    period = pd.Timedelta(minutes=period_minutes)
-    t0 = pd.to_datetime(out["ts"])
-    t1 = t0 + period
-    acc = out["account"].astype(str).to_numpy()
-    res = out["resource"].astype(str).to_numpy()
-    cols = list(columns)
-    values = out[cols].to_numpy(dtype=float, copy=True)
-    for ev in events.growth:
-        mask = acc == ev.account
-        if ev.resource is not None:
-            mask &= res == ev.resource
-        if not mask.any():
-            continue
-        start = pd.Timestamp(_naive_utc(ev.start))
-        factor = np.maximum(
-            _growth_factor(t0[mask], start, ev.multiplier, ev.ramp_hours, at_end=False),
-            _growth_factor(t1[mask], start, ev.multiplier, ev.ramp_hours, at_end=True),
-        )
-        values[mask] *= factor[:, None]
-    for job in events.jobs:
-        start, end = pd.Timestamp(_naive_utc(job.start)), pd.Timestamp(_naive_utc(job.end))
-        mask = (
-            (acc == job.account)
-            & (res == job.resource)
-            & (t0 < end).to_numpy()
-            & (t1 > start).to_numpy()
-        )
-        values[mask] += job.amount
-    out[cols] = values
-    return out
-
-
-def _growth_factor(
-    ts: pd.Series, start: pd.Timestamp, multiplier: float, ramp_hours: float, *, at_end: bool
-) -> np.ndarray:
-    """Growth factor at ``ts`` (at a period end, a step counts once the end is past ``start``)."""
-    if ramp_hours > 0:
-        frac = ((ts - start) / pd.Timedelta(hours=ramp_hours)).to_numpy(dtype=float)
-        return np.asarray(1.0 + (multiplier - 1.0) * np.clip(frac, 0.0, 1.0))
-    after = (ts > start) if at_end else (ts >= start)
-    return np.where(after.to_numpy(), multiplier, 1.0)
-
-
-def _apply_events(
-    forecast: pd.DataFrame, org: Organisation, columns: Sequence[str]
-) -> pd.DataFrame:
-    return apply_events_fallback(
-        forecast, org.events, period_minutes=org.rules.period_minutes, columns=columns
-    )
+def _apply_events(forecast: pd.DataFrame, org: Organisation) -> pd.DataFrame:
+    return apply_events(forecast, org.events, step=pd.Timedelta(minutes=org.rules.period_minutes))
 
 
 def forecast_quantiles(
@@ -228,7 +157,7 @@ def forecast_quantiles(
     )
     cols_q = [quantile_column(q) for q in qs]
     long[cols_q] = values.reshape(-1, len(qs))
-    long = _apply_events(long, org, cols_q)
+    long = _apply_events(long, org)
     values = long[cols_q].to_numpy(dtype=float).reshape(values.shape)
     values = np.maximum.accumulate(np.clip(values, 0.0, None), axis=-1)
     return values, observed
@@ -281,7 +210,7 @@ def build_need_profiles(
         Start of the first period (default :func:`plan_start`). Only usage before it is used.
     forecaster
         An estimator with ``fit(usage) -> self`` and ``predict(horizon, quantiles) -> DataFrame``
-        (default :func:`default_forecaster`); it is fitted here.
+        (default :func:`planner.forecast.default_forecaster`); it is fitted here.
     quantiles
         Quantile columns to forecast (sorted, between 0 and 1); targets interpolate between them.
     analysis

@@ -116,9 +116,10 @@ def test_events_applied() -> None:
         },
     )
     got = by_id(build_need_profiles(org, hourly_usage("A"), forecaster=FakeForecaster()))
-    # P90 20; growth factor per period (its larger end): 1, 1, 2, 3, 3, 3; the job hits periods 1, 2
-    assert got["A"].demand["cpu"].target == pytest.approx([20, 25, 45, 60, 60, 60])
-    assert got["A"].demand["cpu"].quantiles[0.5] == pytest.approx([10, 15, 25, 30, 30, 30])
+    # P90 20; growth factor at each period's start: 1, 1, 1, 2, 3, 3; the job (+5, not grown)
+    # overlaps periods 1 and 2
+    assert got["A"].demand["cpu"].target == pytest.approx([20, 25, 25, 40, 60, 60])
+    assert got["A"].demand["cpu"].quantiles[0.5] == pytest.approx([10, 15, 15, 20, 30, 30])
     assert got["B"].demand["cpu"].target == pytest.approx([0, 0, 0, 0, 7, 0])
     assert "growth x3" in got["A"].reason
     assert "etl +5 cpu" in got["A"].reason
@@ -219,3 +220,37 @@ def test_bad_input() -> None:
         build_need_profiles(org, hourly_usage("Z"), forecaster=FakeForecaster())
     with pytest.raises(ValueError, match="quantiles"):
         build_need_profiles(org, hourly_usage("A"), quantiles=(0.9, 0.5))
+
+
+def test_profile_command_writes_ranked_json(tmp_path: Any) -> None:
+    import json
+
+    import yaml
+
+    from planner.cli import main
+
+    folder = tmp_path / "org"
+    folder.mkdir()
+    org = {
+        "resources": [{"name": "cpu"}],
+        "parent": {"capacity": {"cpu": 10}},
+        "accounts": [
+            {"id": "web", "priority": 10, "quota": {"cpu": 1}},
+            {"id": "db", "priority": 1, "quota": {"cpu": 1}},
+            {"id": "idle", "priority": 1},
+        ],
+        "edges": [{"source": "web", "target": "db", "critical": True}],
+        "rules": {"period_minutes": 60, "horizon_periods": 4},
+    }
+    (folder / "organisation.yaml").write_text(yaml.safe_dump(org))
+    usage = hourly_usage(["web", "db"], hours=24 * 8, value=3.0)
+    usage.to_csv(folder / "usage.csv", index=False)
+    out = tmp_path / "profiles.json"
+    assert main(["profile", str(folder), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["start"] == T0.isoformat()
+    # web: 10 * (10/21) * (2/10) = 0.95; db: 1 * 1 * (2/10) = 0.2; idle: 0
+    assert [p["account"] for p in doc["profiles"]] == ["web", "db", "idle"]
+    assert [p["rank"] for p in doc["profiles"]] == [1, 2, 3]
+    assert doc["critical_chains"] == [{"accounts": ["web", "db"], "priority": 11.0, "weight": 1.0}]
+    assert doc["profiles"][0]["demand"]["cpu"]["target"] == pytest.approx([3.0] * 4)  # flat history

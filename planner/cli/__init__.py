@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "validate",
     "schema",
+    "profile",
 )
 
 DESCRIPTION = """\

@@ -231,7 +231,7 @@ def build_need_profiles(
     missing = [c for c in ("account", "resource", "ts", "value") if c not in usage.columns]
     if missing:
         raise ValueError(f"usage lacks the column(s) {', '.join(missing)}")
-    unknown = sorted(set(usage["account"].astype(str)) - set(org.account_ids))
+    unknown = sorted(set(pd.unique(usage["account"]).astype(str)) - set(org.account_ids))
     if unknown:
         raise ValueError(f"usage names accounts that are not in the organisation: {unknown[:8]}")
     when = _naive_utc(start) if start is not None else plan_start(org, usage)
@@ -242,7 +242,7 @@ def build_need_profiles(
     model = forecaster if forecaster is not None else default_forecaster()
     values, observed = forecast_quantiles(org, history, periods, model, qs)
     method = type(model).__name__
-    dep = analysis if analysis is not None else analyse(org)
+    dep = analysis if analysis is not None else analyse(org, with_chains=False)
     period_list = [ts.to_pydatetime() for ts in periods]
     profiles = []
     for i, acc in enumerate(org.accounts):

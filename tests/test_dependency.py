@@ -215,5 +215,18 @@ def test_clusters_split_by_account_and_kept_together() -> None:
     assert workload_clusters(org2) == [{"w1", "w2", "w3", "w4", "w9"}, {"w5", "w6", "w7", "w8"}]
 
 
+def test_clusters_max_size() -> None:
+    org = _two_communities()
+    clusters = workload_clusters(org, max_size=2)
+    assert all(len(c) <= 2 for c in clusters)
+    assert set().union(*clusters) == {f"w{i}" for i in range(1, 10)}
+    assert sum(len(c) for c in clusters) == 9
+    # pieces never mix the two communities
+    for c in clusters:
+        assert c <= {"w1", "w2", "w3", "w4"} or c <= {"w5", "w6", "w7", "w8"} or c == {"w9"}
+    with pytest.raises(ValueError, match="max_size"):
+        workload_clusters(org, max_size=0)
+
+
 def test_no_workloads() -> None:
     assert workload_clusters(chain_org()) == []

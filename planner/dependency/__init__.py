@@ -68,15 +68,20 @@ def analyse(
     *,
     critical_weight: float = DEFAULT_CRITICAL_WEIGHT,
     max_chains: int = DEFAULT_MAX_CHAINS,
+    with_chains: bool = True,
 ) -> DependencyAnalysis:
-    """Build the account graph of ``org`` and analyse it (see :class:`DependencyAnalysis`)."""
+    """Build the account graph of ``org`` and analyse it (see :class:`DependencyAnalysis`).
+
+    ``with_chains=False`` skips enumerating the critical chains (``chains`` is then empty):
+    need profiles only use the criticality and the critical dependencies.
+    """
     graph = account_graph(org)
     raw = criticality_raw(graph, critical_weight=critical_weight)
     top = max(raw.values(), default=0.0)
     return DependencyAnalysis(
         graph=graph,
         cycles=dependency_cycles(graph),
-        chains=critical_chains(graph, max_chains=max_chains),
+        chains=critical_chains(graph, max_chains=max_chains) if with_chains else [],
         criticality={a: (v / top if top > 0 else 0.0) for a, v in raw.items()},
         criticality_raw=raw,
         critical_dependencies={a: critical_dependencies(graph, a) for a in graph.nodes},

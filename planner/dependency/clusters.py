@@ -39,6 +39,7 @@ def workload_clusters(
     resolution: float = 1.0,
     seed: int = 0,
     within_account: bool = True,
+    max_size: int | None = None,
 ) -> list[set[str]]:
     """Partition the workloads into tightly coupled clusters (for coarsening migrations).
 
@@ -47,7 +48,10 @@ def workload_clusters(
        ``min_weight``: raise it to cluster on heavy edges only);
     2. with ``within_account``, each community is split by owning account, so that a cluster
        moves out of one account (a migration has one source);
-    3. clusters holding the two ends of a ``rules.must_stay_together`` pair are merged (that
+    3. with ``max_size``, a larger cluster is clustered again on its own edges at twice the
+       resolution, recursively; one that does not split is cut into consecutive pieces of its
+       breadth-first order (neighbours stay together as far as possible);
+    4. clusters holding the two ends of a ``rules.must_stay_together`` pair are merged (that
        rule wins over ``within_account``).
 
     Parameters
@@ -62,6 +66,8 @@ def workload_clusters(
         Random seed of the Louvain method.
     within_account
         Split communities that span accounts.
+    max_size
+        Most workloads in a cluster (None: no limit). ``must_stay_together`` may exceed it.
 
     Returns
     -------
@@ -69,6 +75,10 @@ def workload_clusters(
         Every workload in exactly one cluster (isolated workloads alone); largest clusters
         first, ties by their smallest id. Empty when the organisation has no workloads.
     """
+    if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
+        raise ValueError(
+            f"The 'max_size' parameter of workload_clusters must be an int >= 1 or None. Got {max_size!r} instead."
+        )
     if not resolution > 0:
         raise ValueError(
             f"The 'resolution' parameter of workload_clusters must be > 0. Got {resolution!r} instead."
@@ -93,6 +103,12 @@ def workload_clusters(
                 by_account.setdefault(graph.nodes[w]["account"], set()).add(w)
             split.extend(by_account.values())
         communities = split
+    if max_size is not None:
+        communities = [
+            part
+            for c in communities
+            for part in _split(graph, c, max_size=max_size, resolution=resolution, seed=seed)
+        ]
     # union-find over clusters for the must-stay-together pairs
     cluster_of = {w: i for i, c in enumerate(communities) for w in c}
     parent = list(range(len(communities)))
@@ -112,3 +128,34 @@ def workload_clusters(
     for i, c in enumerate(communities):
         merged.setdefault(find(i), set()).update(c)
     return sorted(merged.values(), key=lambda c: (-len(c), min(c)))
+
+
+def _split(
+    graph: nx.Graph, nodes: set[str], *, max_size: int, resolution: float, seed: int
+) -> list[set[str]]:
+    """Cut ``nodes`` into clusters of at most ``max_size`` (see :func:`workload_clusters`)."""
+    if len(nodes) <= max_size:
+        return [nodes]
+    sub = graph.subgraph(sorted(nodes))
+    parts: list[set[str]] = []
+    if sub.number_of_edges() > 0 and resolution < 1e6:
+        parts = [
+            set(c)
+            for c in nx.community.louvain_communities(
+                sub, weight="weight", resolution=2 * resolution, seed=seed
+            )
+        ]
+    if len(parts) > 1:
+        return [
+            piece
+            for p in parts
+            for piece in _split(graph, p, max_size=max_size, resolution=2 * resolution, seed=seed)
+        ]
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in sorted(nodes):
+        if root not in seen:
+            component = list(nx.bfs_tree(sub, root))
+            seen.update(component)
+            order.extend(component)
+    return [set(order[i : i + max_size]) for i in range(0, len(order), max_size)]

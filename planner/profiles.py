@@ -26,7 +26,7 @@ prioritised list the negotiators take. Per sub-account and resource:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -331,8 +331,23 @@ def _reason(
         parts.append(f"{label} peak above quota: " + "; ".join(short))
     else:
         parts.append(f"{label} peak within quota")
-    growth = [g for g in org.events.growth if g.account == acc.id]
-    jobs = [j for j in org.events.jobs if j.account == acc.id]
+    period = timedelta(minutes=org.rules.period_minutes)
+    begin = min(d.periods[0] for d in demand.values()) if demand else None
+    end = max(d.periods[-1] for d in demand.values()) + period if demand else None
+    growth = [
+        g
+        for g in org.events.growth
+        if g.account == acc.id and end is not None and _naive_utc(g.start) < end
+    ]
+    jobs = [
+        j
+        for j in org.events.jobs
+        if j.account == acc.id
+        and begin is not None
+        and end is not None
+        and _naive_utc(j.start) < end
+        and _naive_utc(j.end) > begin
+    ]
     if growth:
         parts.append(
             "growth "
@@ -340,7 +355,7 @@ def _reason(
         )
     if jobs:
         parts.append(
-            "jobs " + ", ".join(f"{j.name or 'job'} +{j.amount:g} {j.resource}" for j in jobs)
+            "jobs " + ", ".join(f"{j.name or 'job'} +{j.amount:,.4g} {j.resource}" for j in jobs)
         )
     raw = dep.criticality_raw.get(acc.id, 0.0)
     if raw > acc.priority:

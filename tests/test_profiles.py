@@ -104,6 +104,15 @@ def test_events_applied() -> None:
                     "amount": 5,
                     "name": "etl",
                 },
+                # after the horizon: no effect, not mentioned
+                {
+                    "account": "A",
+                    "resource": "cpu",
+                    "start": T0 + 30 * HOUR,
+                    "end": T0 + 31 * HOUR,
+                    "amount": 100,
+                    "name": "later",
+                },
                 # an account without usage still gets its scheduled job
                 {
                     "account": "B",
@@ -123,6 +132,7 @@ def test_events_applied() -> None:
     assert got["B"].demand["cpu"].target == pytest.approx([0, 0, 0, 0, 7, 0])
     assert "growth x3" in got["A"].reason
     assert "etl +5 cpu" in got["A"].reason
+    assert "later" not in got["A"].reason
 
 
 def test_ordering_and_empty_account() -> None:

@@ -264,3 +264,19 @@ def test_profile_command_writes_ranked_json(tmp_path: Any) -> None:
     assert [p["rank"] for p in doc["profiles"]] == [1, 2, 3]
     assert doc["critical_chains"] == [{"accounts": ["web", "db"], "priority": 11.0, "weight": 1.0}]
     assert doc["profiles"][0]["demand"]["cpu"]["target"] == pytest.approx([3.0] * 4)  # flat history
+
+
+def test_given_need_profile_is_kept() -> None:
+    periods = [T0 + i * HOUR for i in range(6)]
+    given = {
+        "account": "A",
+        "demand": {"cpu": {"resource": "cpu", "periods": periods, "target": [50.0] * 6}},
+    }
+    org = make_org([{"id": "A", "priority": 2, "need_profile": given}, {"id": "B"}])
+    got = by_id(build_need_profiles(org, hourly_usage("AB"), forecaster=FakeForecaster()))
+    assert got["A"].demand["cpu"].target == [50.0] * 6
+    assert got["A"].shortfall == {"cpu": 50.0}
+    # 2 * (2/2) * 0.5 = 1.0
+    assert got["A"].priority_score == pytest.approx(1.0)
+    assert "given" in got["A"].reason
+    assert got["B"].demand["cpu"].target == pytest.approx([20.0] * 6)

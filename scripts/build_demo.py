@@ -43,7 +43,7 @@ DEMO = {
     "n_vms": 72,
     "n_accounts": 12,
     "tightness": 0.8,
-    "seed": 13,
+    "seed": 27,
     "start": "2013-07-01 00:00",
     "end": "2013-07-15 00:00",
 }
@@ -58,14 +58,16 @@ TEST_ORG = {
 TEST_GRAPHS = ((12, 0), (14, 3), (40, 1), (120, 2))
 GROWTH_OVERSHOOT = 1.5  # the grown demand is 1.5 x the account's ceiling
 DEMO_RULES = f"""\
-- **Growth event** (issue 5): the `web` account with the highest CPU peak grows. Its demand is
+- **Growth event** (issue 5): the `web` account with the most VMs (ties: the highest CPU
+  ceiling) grows, so that the split has workloads to choose from. Its demand is
   multiplied by `m = {GROWTH_OVERSHOOT} x ceiling / recent peak` for CPU (rounded up to 0.1),
   ramping over 6 hours from 2 hours after the last usage hour, so its predicted CPU peak is
   {GROWTH_OVERSHOOT} x its per-account ceiling: it cannot fit one account and a new one must open.
 - **Scheduled job**: the `batch` account with the largest CPU quota runs `nightly-reindex`, half
   its CPU quota more, from 8 to 14 hours after the last usage hour.
 - **Must stay together**: the critical dependency edges (calls to a database or Memcached) whose
-  both ends lie in the growing account, so a split must keep them on one side.
+  both ends lie in the growing account or, when it has none, its heaviest internal edge, so a
+  split must keep that pair on one side.
 - **Parent capacity**: the scenario rule (`{DEMO["tightness"]} x sum of per-account peaks`) plus
   the growth of the growing account (its ceiling x ({GROWTH_OVERSHOOT} - 1) for CPU), so there is
   room for the new account while the other accounts still compete: their bids do not all fit.
@@ -132,7 +134,8 @@ def demo_organisation(data_dir: Path) -> tuple[Organisation, pd.DataFrame, dict[
     )
     web = [a for a in org.accounts if a.application_profile == "web"]
     batch = [a for a in org.accounts if a.application_profile == "batch"]
-    grower = max(web, key=lambda a: a.ceiling["cpu"])
+    n_vms = {a.id: sum(w.account == a.id for w in org.workloads) for a in org.accounts}
+    grower = max(web, key=lambda a: (n_vms[a.id], a.ceiling["cpu"]))
     job_account = max(batch, key=lambda a: a.quota["cpu"])
     last = pd.Timestamp(usage["ts"].max()).to_pydatetime()
     plan_start = last + timedelta(hours=1)
@@ -154,11 +157,11 @@ def demo_organisation(data_dir: Path) -> tuple[Organisation, pd.DataFrame, dict[
         "name": "nightly-reindex",
     }
     owner = {w.id: w.account for w in org.workloads}
-    together = [
-        (e.source, e.target)
-        for e in org.edges
-        if e.critical and owner[e.source] == grower.id and owner[e.target] == grower.id
-    ]
+    inside = [e for e in org.edges if owner[e.source] == owner[e.target] == grower.id]
+    together = [(e.source, e.target) for e in inside if e.critical]
+    if not together and inside:
+        heaviest = max(inside, key=lambda e: (e.weight, e.source, e.target))
+        together = [(heaviest.source, heaviest.target)]
     extra_cpu = grower.ceiling["cpu"] * (GROWTH_OVERSHOOT - 1)
     capacity = dict(org.parent.capacity)
     capacity["cpu"] = round(capacity["cpu"] + extra_cpu, 4)

@@ -14,6 +14,7 @@ weights). Neighbouring ids stand in for one team's machines; the traces carry no
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +41,11 @@ from planner.scenarios.alibaba import (
     tables_to_models,
 )
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+#: ``$QUOTA_PLANNER_DATA`` when set, else ``../shared/data`` next to the project folder.
+DEFAULT_DATA_DIR = Path(
+    os.environ.get("QUOTA_PLANNER_DATA")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "data"
+)
 
 BITBRAINS_RESOURCES = (
     ResourceSpec("cpu", "GHz", "CPU used, Bitbrains cpu_mhz / 1000"),
@@ -88,9 +93,10 @@ def bitbrains_organisation(
     data_dir
         Folder holding ``bitbrains_rnd_2013-07_hourly.parquet`` (``../shared/data``).
     n_vms
-        Number of VMs (workloads). Up to the eligible VMs of the window (about 420 of the 500
-        over July) they are distinct real VMs sampled with ``seed``; beyond, shifted and scaled
-        replicas (see :mod:`planner.scenarios._traces`), so any size works.
+        Number of VMs (workloads). Up to the eligible VMs of the window (495 of the 500 over
+        July: those with a day of life in it) they are distinct real VMs sampled with
+        ``seed``; beyond, shifted and scaled replicas (see :mod:`planner.scenarios._traces`),
+        so any size works.
     n_accounts
         Number of sub-accounts (1 to ``n_vms``), contiguous blocks of VM ids.
     tightness

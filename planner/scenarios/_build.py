@@ -24,7 +24,8 @@ hours, or the whole window when shorter).
   min coverage 0.99), ``web`` 20 (0.95, 0.95), ``batch`` 10 (0.90, 0.80), plus a seeded integer
   0..9 so that accounts of one profile are not all tied.
 - **Templates**, one per profile present: seed = median current quota of its accounts, limits =
-  the largest ceiling of its accounts (one provider limit for all; the seed clipped to it), opening cost 200, ``datastore`` not splittable.
+  the largest ceiling of its accounts (one provider limit for all; the seed clipped to it),
+  opening cost 200, ``datastore`` not splittable.
 - **Workloads**: one per trace series, migratable, migration cost ``1 + mean memory`` (moving
   state costs in proportion to its size).
 - **Account ids** ``<profile>-<index>`` with the index of the group (``web-003``).

@@ -5,12 +5,15 @@ Bitbrains (GWA-T-12 "Rnd", July 2013)
 Units: **cpu in GHz** (``cpu_mhz / 1000``, the trace's MHz), **memory in GiB**
 (``mem_kb / 2**20``; the trace's "KB" are KiB).
 
-- Rows whose provisioned capacity is zero (``cpu_cap_mhz == 0``) are treated as *missing*: the
-  VM was not provisioned then. The data README counts 73 such VMs across the trace's files; in
-  the July file 62 VMs have such rows (7,842 rows; one VM has them for 721 of its hours).
-- A VM is *eligible* when it has real rows for at least 90 % of the window's hours; the others
-  (VMs that start late or are mostly unprovisioned) are left out.
-- Missing hours of an eligible VM (the trace has two outages: 2013-07-16 14:00 to 07-17 18:00,
+- A VM's *life* runs from its first to its last row with a non-zero provisioned capacity in the
+  window. Outside its life it did not exist and uses 0, so VMs created during the month show
+  as growth of their account, as they did at Bitbrains. VMs with less than a day (24 rows) of
+  life in the window are left out.
+- Rows whose provisioned capacity is zero (``cpu_cap_mhz == 0``: the VM was not provisioned
+  then; their usage is 0 too, up to a few stray memory readings) count as 0. The data README
+  counts 73 such VMs across the trace's files; in the July file 62 VMs have such rows (7,842
+  rows; one VM has them for 721 of its hours, so it is left out).
+- Missing hours inside a VM's life (the trace has two outages: 2013-07-16 14:00 to 07-17 18:00,
   when only 33 VMs report, and 2013-07-30 22:00 to 07-31 21:00, when none do) are filled with
   the value 24 hours earlier (repeated, so a 29-hour outage takes the day before), then 24
   hours later, then the nearest value. The count of filled values is in ``frame.attrs``.
@@ -44,7 +47,7 @@ SOURCES = {
     GOOGLE_FILE: "the Google cluster-usage trace 2011 (https://github.com/google/cluster-data)",
     ALIBABA_FILE: "the Alibaba microservice trace 2021 (https://github.com/alibaba/clusterdata)",
 }
-MIN_PRESENT = 0.9
+MIN_LIFE_HOURS = 24
 REPLICA_SHIFT_HOURS = 5
 GOOGLE_ORIGIN = pd.Timestamp("2011-05-02 00:00")
 
@@ -66,9 +69,8 @@ def _bitbrains_raw(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _fill_gaps(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def _fill_gaps(frame: pd.DataFrame) -> pd.DataFrame:
     """Fill NaN by the value 24 h earlier (repeatedly), then 24 h later, then the nearest."""
-    missing = int(frame.isna().to_numpy().sum())
     out = frame.copy()
     for _ in range(len(out) // 24 + 1):
         if not out.isna().to_numpy().any():
@@ -78,8 +80,7 @@ def _fill_gaps(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         if not out.isna().to_numpy().any():
             break
         out = out.fillna(out.shift(-24))
-    out = out.ffill().bfill().fillna(0.0)
-    return out, missing
+    return out.ffill().bfill().fillna(0.0)
 
 
 def _replicate(frames: dict[str, pd.DataFrame], n: int, seed: int) -> dict[str, pd.DataFrame]:
@@ -113,7 +114,7 @@ def bitbrains_frames(
 ) -> dict[str, pd.DataFrame]:
     """Hourly per-VM cpu (GHz) and memory (GiB) over ``[start, end)``, ``n_vms`` columns.
 
-    The eligible VMs are sampled with ``seed`` (all of them, in a seeded order, when ``n_vms``
+    The eligible VMs (a day of life in the window) are sampled with ``seed`` (all of them, in a seeded order, when ``n_vms``
     is larger; then replicas), and the columns are sorted by VM id so that contiguous blocks are
     blocks of neighbouring ids. ``frame.attrs["filled"]`` counts the filled values.
     """
@@ -125,22 +126,26 @@ def bitbrains_frames(
     if t1 <= t0:
         raise ValueError(f"The window [start, end) = [{t0}, {t1}) is empty; end must be later.")
     grid = pd.date_range(t0, t1, freq="h", inclusive="left", name="ts")
-    rows = raw[(raw["ts"] >= t0) & (raw["ts"] < t1) & (raw["cpu_cap_mhz"] > 0)]
-    present = rows.groupby("vm")["ts"].nunique()
-    eligible = np.sort(present[present >= MIN_PRESENT * len(grid)].index.to_numpy())
+    rows = raw[(raw["ts"] >= t0) & (raw["ts"] < t1)]
+    real = rows[rows["cpu_cap_mhz"] > 0]
+    life = real.groupby("vm")["ts"].agg(["min", "max", "size"])
+    eligible = np.sort(life.index[life["size"] >= MIN_LIFE_HOURS].to_numpy())
     if len(eligible) == 0:
-        raise ValueError(f"No Bitbrains VM has data for 90 % of the window [{t0}, {t1}).")
+        raise ValueError(f"No Bitbrains VM has a day of data in the window [{t0}, {t1}).")
     rng = np.random.default_rng([seed, 0])
     order = rng.permutation(eligible)
     chosen = np.sort(order[: min(n_vms, len(order))])
     rows = rows[rows["vm"].isin(chosen)]
+    ts = grid.to_numpy()[:, None]
+    alive = (ts >= life.loc[chosen, "min"].to_numpy()) & (ts <= life.loc[chosen, "max"].to_numpy())
     frames: dict[str, pd.DataFrame] = {}
     filled = 0
     for r, col, scale in (("cpu", "cpu_mhz", 1e-3), ("memory", "mem_kb", 2.0**-20)):
-        wide = rows.pivot_table(index="ts", columns="vm", values=col, aggfunc="mean")
+        values = rows[col].where(rows["cpu_cap_mhz"] > 0, 0.0)
+        wide = rows.assign(v=values).pivot_table(index="ts", columns="vm", values="v")
         wide = wide.reindex(index=grid, columns=chosen) * scale
-        wide, missing = _fill_gaps(wide)
-        filled += missing
+        filled += int((wide.isna().to_numpy() & alive).sum())
+        wide = _fill_gaps(wide).where(alive, 0.0)
         wide.columns = [f"vm{v}" for v in chosen]
         frames[r] = wide.clip(lower=0.0)
     out = _replicate(frames, n_vms, seed)

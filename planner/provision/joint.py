@@ -1,0 +1,197 @@
+"""The joint program with its provisioning block: build, solve, read back.
+
+:func:`solve_joint` is the library path used by the benchmark and the tests; the negotiation
+engine (:mod:`planner.mip`) can take the same extension (:func:`provisioning_extension`) and read
+its plan's provisioning part with :func:`extract_provisioning`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from models import NeedProfile, NewAccount, Organisation, Status
+from planner.backends import SolveOptions, SolveResult, get_backend
+from planner.formulation import build_model, problem_data
+from planner.formulation.core import FloatArray, LinearModel
+from planner.formulation.data import ProblemData
+from planner.formulation.provisioning import (
+    Candidate,
+    ProvisioningLayout,
+    matching_template,
+    provisioning_extension,
+)
+from planner.provision.coarsen import DEFAULT_MAX_CLUSTERS, Coarsening, coarsen
+from planner.provision.demand import WorkloadDemand
+from planner.provision.extract import ProvisioningOutcome, outcome
+
+TOL = 1e-6
+
+
+@dataclass
+class JointResult:
+    """What :func:`solve_joint` returns: the model, the solve and the provisioning outcome."""
+
+    model: LinearModel
+    data: ProblemData
+    solve: SolveResult
+    outcome: ProvisioningOutcome
+    coarse: Coarsening
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def unmet_total(self) -> float:
+        """Unit-periods of demand left uncovered, existing and new accounts together."""
+        if self.solve.x is None:
+            return math.nan
+        total = float(self.model.values("unmet", self.solve.x).sum())
+        if "new_unmet" in self.model.blocks:
+            total += float(self.model.values("new_unmet", self.solve.x).sum())
+        return total
+
+
+def splittable_accounts(org: Organisation) -> list[str]:
+    """Accounts whose workloads may move: they have a matching, splittable template."""
+    return [a for a in org.account_ids if matching_template(org, a) is not None]
+
+
+def solve_joint(
+    org: Organisation,
+    profiles: Mapping[str, NeedProfile],
+    workload_demand: WorkloadDemand,
+    *,
+    start: datetime,
+    solver: str | None = None,
+    max_clusters: int = DEFAULT_MAX_CLUSTERS,
+    candidates: Sequence[Candidate] | None = None,
+    time_limit: float | None = None,
+    relative_gap: float = 1e-4,
+    threads: int | None = None,
+) -> JointResult:
+    """Build the negotiation model with the provisioning block, solve it, read the outcome.
+
+    Parameters
+    ----------
+    org, profiles, start
+        As for the negotiation engine.
+    workload_demand
+        Each workload's share of its account's demand (:class:`WorkloadDemand`).
+    solver
+        Backend name (default ``highs``).
+    max_clusters
+        Coarsening bound per account (:func:`planner.provision.coarsen.coarsen`).
+    candidates
+        Candidate new accounts (default: derived from the predicted excess).
+    time_limit, relative_gap, threads
+        Solve options.
+
+    Returns
+    -------
+    JointResult
+        With an empty outcome when the solve found no feasible solution (see ``solve.status``).
+    """
+    t0 = time.perf_counter()
+    coarse = coarsen(
+        org, workload_demand, max_clusters=max_clusters, accounts=splittable_accounts(org)
+    )
+    t1 = time.perf_counter()
+    data = problem_data(org, profiles, start=start)
+    ext = provisioning_extension(coarse, candidates=candidates)
+    model = build_model(data, extensions=[ext])
+    t2 = time.perf_counter()
+    opts = SolveOptions(time_limit=time_limit, relative_gap=relative_gap, threads=threads)
+    res = get_backend(solver).solve(model, opts)
+    t3 = time.perf_counter()
+    if res.x is not None:
+        out = extract_provisioning(model, res.x)
+    else:
+        out = ProvisioningOutcome(notes=[f"no feasible solution: {res.status.value}"])
+    seconds = {
+        "coarsen": t1 - t0,
+        "build": t2 - t1,
+        "solve": t3 - t2,
+        "total": time.perf_counter() - t0,
+    }
+    return JointResult(model, data, res, out, coarse, seconds)
+
+
+def extract_provisioning(model: LinearModel, x: FloatArray) -> ProvisioningOutcome:
+    """The provisioning part of a solution of a model built with the provisioning extension.
+
+    Opened candidates become :class:`models.NewAccount` (id = the candidate's id, quota from
+    ``new_quota`` rounded to 6 decimals); every workload of a placed cluster moves; moved demand
+    is each workload's peak share of its source's target over the horizon.
+    """
+    lay: ProvisioningLayout | None = model.meta.get("provisioning")
+    data: ProblemData | None = model.meta.get("data")
+    if lay is None or data is None or not lay.pairs:
+        return ProvisioningOutcome(notes=list(lay.notes) if lay else [])
+    opened = model.values("open", x) > 0.5
+    quota = model.values("new_quota", x)
+    place = model.values("place", x) > 0.5
+    new_unmet = model.values("new_unmet", x)
+    accounts = []
+    for k, cand in enumerate(lay.candidates):
+        if not opened[k]:
+            continue
+        accounts.append(
+            NewAccount(
+                id=cand.id,
+                name=f"{cand.source} ({cand.template.application_profile}) #{cand.id.rsplit('new', 1)[-1]}",
+                template=cand.template.id,
+                seed=dict(cand.template.seed),
+                quota={r: round(float(quota[k, j]), 6) for j, r in enumerate(data.resources)},
+            )
+        )
+    moves: dict[str, str] = {}
+    moved: dict[str, dict[str, float]] = {}
+    acc_pos = {a: i for i, a in enumerate(data.accounts)}
+    for p, (c, k) in enumerate(lay.pairs):
+        if not place[p]:
+            continue
+        cl = lay.coarse.clusters[c]
+        for w in cl.members:
+            moves[w] = lay.candidates[k].id
+    if moves:
+        wd = _member_shares(lay)
+        for w in moves:
+            src = lay.coarse.clusters[lay.coarse.cluster_of[w]].account
+            peak = data.demand[acc_pos[src]].max(axis=1)
+            moved[w] = {r: float(wd[w][j] * peak[j]) for j, r in enumerate(data.resources)}
+    unmet = {
+        cand.id: {
+            r: float(new_unmet[k, j].sum())
+            for j, r in enumerate(data.resources)
+            if new_unmet[k, j].sum() > TOL
+        }
+        for k, cand in enumerate(lay.candidates)
+        if opened[k]
+    }
+    notes = [*lay.coarse.notes, *lay.notes]
+    return outcome(
+        data.org, moves, accounts, moved, unmet={k: v for k, v in unmet.items() if v}, notes=notes
+    )
+
+
+def _member_shares(lay: ProvisioningLayout) -> dict[str, FloatArray]:
+    """Share of each movable workload, from the layout (clusters carry summed shares)."""
+    shares = lay.coarse.shares
+    if shares is not None:
+        pos = shares.index()
+        return {w: shares.share[pos[w]] for w in lay.coarse.cluster_of}
+    # without per-workload shares, split a cluster's share evenly among its members
+    out: dict[str, FloatArray] = {}
+    for c in lay.coarse.clusters:
+        for w in c.members:
+            out[w] = np.asarray(c.share) / len(c.members)
+    return out
+
+
+def solved(result: JointResult) -> bool:
+    """Whether the joint solve produced a plan."""
+    return result.solve.status in (Status.OPTIMAL, Status.FEASIBLE)

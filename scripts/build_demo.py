@@ -216,9 +216,8 @@ hand: rerun the script (deterministic, byte-identical output).
 - **Bitbrains** GWA-T-12, "Rnd" trace, July 2013 (public use): S. Shen, V. van Beek, A. Iosup,
   "Statistical Characterization of Business-Critical Workloads Hosted in Cloud Datacenters",
   CCGrid 2015. <http://gwa.ewi.tudelft.nl/datasets/gwa-t-12-bitbrains>
-- **Alibaba** microservice trace 2021, call-graph patterns: S. Luo, H. Xu, C. Lu, K. Ye, G. Xu,
-  L. Zhang, Y. Ding, J. He, C. Xu, "Characterizing Microservice Dependency and Performance:
-  Alibaba Trace Analysis", SoCC 2021. <https://github.com/alibaba/clusterdata>
+- **Alibaba** microservice trace 2021, call-graph patterns: S. Luo et al., "Characterizing
+  Microservice Dependency and Performance: Alibaba Trace Analysis", SoCC 2021. <https://github.com/alibaba/clusterdata>
 
 ## What is here
 
@@ -236,10 +235,12 @@ Units: **cpu in GHz** (`cpu_mhz / 1000`), **memory in GiB** (`mem_kb / 2**20`).
 tightness={DEMO["tightness"]}, seed={DEMO["seed"]}, start="{DEMO["start"]}", end="{DEMO["end"]}",
 dependencies=True)`, whose rules are (see `planner/scenarios/` for the full text):
 
-- VMs with real data for at least 90 % of the window are eligible; {DEMO["n_vms"]} are sampled
-  with the seed. Rows with zero provisioned capacity count as missing (in the July file 62 VMs
-  have such rows; the data README counts 73 across the trace). Missing hours are filled with
-  the value of the same hour the day before (then the day after).
+- VMs with at least a day of life (rows with non-zero provisioned capacity) in the window are
+  eligible; {DEMO["n_vms"]} are sampled with the seed. Before its first and after its last such
+  row a VM did not exist and uses 0 (VMs created during the month are growth). Rows with zero
+  provisioned capacity count as 0 (in the July file 62 VMs have such rows; the data README
+  counts 73 across the trace). Hours missing inside a VM's life (the trace's outages) are
+  filled with the value of the same hour the day before (then the day after).
 - Accounts: the VMs sorted by id are cut into contiguous blocks whose sizes are drawn from the
   seed. Profile by rank: the quarter of accounts with the highest memory/CPU ratio are
   `datastore`, a third of the rest with the burstiest CPU (peak/median) `batch`, the others

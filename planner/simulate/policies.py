@@ -144,9 +144,12 @@ def _plan(
 
     by_account = {p.account: p for p in profiles}
     if method.startswith("mip"):
-        from planner.mip import plan_mip
-
-        return plan_mip(org, by_account, start=start, solver=ctx.solver, time_limit=ctx.time_limit)
+        # imported by name: planner.mip is written by another part of the project
+        plan_mip = importlib.import_module("planner.mip").plan_mip
+        result: Plan = plan_mip(
+            org, by_account, start=start, solver=ctx.solver, time_limit=ctx.time_limit
+        )
+        return result
     return negotiate_resources(org, by_account, start=start, strict=method == "greedy-strict")
 
 

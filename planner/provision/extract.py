@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from models import CutEdge, Migration, NewAccount, Organisation, PeerRelation
+from models import CutEdge, Migration, NewAccount, Organisation, PeerRelation, Plan
 
 
 @dataclass
@@ -201,3 +201,22 @@ def peer_relations(
         PeerRelation(account=a, peer=p, relation=r, traffic=float(w))
         for (a, p, r), w in sorted(rel.items())
     ]
+
+
+def attach(plan: Plan, result: ProvisioningOutcome) -> Plan:
+    """``plan`` with ``result``'s new accounts, migrations and peers (and their unmet demand).
+
+    The new accounts' unmet demand joins ``plan.unmet`` under their ids; an id already in
+    ``plan.unmet`` keeps its entries and gains the new ones.
+    """
+    unmet = {k: dict(v) for k, v in plan.unmet.items()}
+    for acc, by_res in result.unmet.items():
+        unmet.setdefault(acc, {}).update(by_res)
+    return plan.model_copy(
+        update={
+            "new_accounts": list(result.new_accounts),
+            "migrations": list(result.migrations),
+            "peers": list(result.peers),
+            "unmet": unmet,
+        }
+    )

@@ -11,11 +11,19 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
-from models import NeedProfile, NewAccount, Organisation, Status
+from models import (
+    NeedProfile,
+    NewAccount,
+    Organisation,
+    Plan,
+    QuotaAssignment,
+    SolverReport,
+    Status,
+)
 from planner.backends import SolveOptions, SolveResult, get_backend
 from planner.formulation import build_model, problem_data
 from planner.formulation.core import FloatArray, LinearModel
@@ -28,7 +36,7 @@ from planner.formulation.provisioning import (
 )
 from planner.provision.coarsen import DEFAULT_MAX_CLUSTERS, Coarsening, coarsen
 from planner.provision.demand import WorkloadDemand
-from planner.provision.extract import ProvisioningOutcome, outcome
+from planner.provision.extract import ProvisioningOutcome, attach, outcome
 
 TOL = 1e-6
 
@@ -195,3 +203,51 @@ def _member_shares(lay: ProvisioningLayout) -> dict[str, FloatArray]:
 def solved(result: JointResult) -> bool:
     """Whether the joint solve produced a plan."""
     return result.solve.status in (Status.OPTIMAL, Status.FEASIBLE)
+
+
+def joint_plan(result: JointResult) -> Plan:
+    """A :class:`models.Plan` of a joint solve: base quotas, unmet demand and the provisioning.
+
+    A minimal plan for the tests and the benchmark (no loans, shadows or explanations, which
+    the negotiation engine's extraction adds); without a feasible solution, the current quotas
+    and an empty provisioning.
+    """
+    d = result.data
+    x = result.solve.x
+    quotas = []
+    unmet: dict[str, dict[str, float]] = {}
+    if x is not None:
+        q = result.model.values("quota", x)
+        um = result.model.values("unmet", x).sum(axis=2)
+    for i, a in enumerate(d.accounts):
+        for j, r in enumerate(d.resources):
+            after = float(q[i, j]) if x is not None else float(d.quota0[i, j])
+            quotas.append(
+                QuotaAssignment(account=a, resource=r, before=float(d.quota0[i, j]), after=after)
+            )
+            if x is not None and um[i, j] > TOL:
+                unmet.setdefault(a, {})[r] = float(um[i, j])
+    s = result.solve
+    report = SolverReport(
+        method="mip+provisioning",
+        solver=s.solver,
+        status=s.status,
+        objective=s.objective if x is not None else None,
+        bound=s.bound,
+        gap=s.gap,
+        build_seconds=result.seconds.get("build", 0.0),
+        solve_seconds=s.solve_seconds,
+        wall_seconds=result.seconds.get("total", 0.0),
+        messages=[s.message, *result.outcome.notes],
+    )
+    base = Plan(
+        organisation=d.org.name,
+        created_at=datetime.now(UTC),
+        start=d.start,
+        period_minutes=d.org.rules.period_minutes,
+        periods=len(d.periods),
+        quotas=quotas,
+        unmet=unmet,
+        report=report,
+    )
+    return attach(base, result.outcome)

@@ -19,6 +19,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "validate",
     "schema",
     "profile",
+    "simulate",
+    "report",
 )
 
 DESCRIPTION = """\

@@ -48,10 +48,10 @@ class Replay:
 
 
 def default_start(trace: Trace, cycle: pd.Timedelta) -> pd.Timestamp:
-    """First planned step: one week of warm-up history (two days when the trace is under two
-    weeks), on a cycle boundary."""
-    span = trace.times[-1] - trace.times[0]
-    warm = pd.Timedelta(days=7) if span >= pd.Timedelta(days=14) else pd.Timedelta(days=2)
+    """First planned step: a warm-up of one week of history, or half the trace when it is shorter
+    than two weeks, rounded up to a cycle boundary."""
+    span = trace.times[-1] + trace.step - trace.times[0]
+    warm = min(pd.Timedelta(days=7), span / 2)
     first = trace.times[0]
     return first + math.ceil(warm / cycle) * cycle
 

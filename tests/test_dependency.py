@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from models import NeedProfile, Organisation, ResourceDemand
@@ -230,3 +231,17 @@ def test_clusters_max_size() -> None:
 
 def test_no_workloads() -> None:
     assert workload_clusters(chain_org()) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_upstream_priority_matches_ancestor_sums(seed: int) -> None:
+    import networkx as nx
+
+    from planner.dependency import upstream_priority
+
+    graph = nx.gnp_random_graph(40, 0.06, seed=seed, directed=True)  # cycles, several bytes
+    rng = np.random.default_rng(seed)
+    prio = {n: float(rng.integers(0, 10)) for n in graph.nodes}
+    got = upstream_priority(graph, prio)
+    for n in graph.nodes:
+        assert got[n] == pytest.approx(sum(prio[b] for b in nx.ancestors(graph, n))), n

@@ -115,9 +115,9 @@ def critical_dependencies(graph: nx.DiGraph, account: str) -> list[str]:
 def upstream_priority(graph: nx.DiGraph, priorities: Mapping[str, float]) -> dict[str, float]:
     """For each node ``a``: the sum of ``priorities[b]`` over every other node ``b`` that reaches ``a``.
 
-    Computed on the condensation (cycles collapsed) with a boolean reachability matrix, so it is
-    O(C^2) memory and O(E * C) vector work for C strongly connected components and E edges:
-    a few seconds at most for thousands of accounts.
+    Computed on the condensation (cycles collapsed) with a bit-packed reachability matrix:
+    C^2 / 8 bytes for C strongly connected components (3 MB for 5,000) and one vector OR per
+    edge of the condensation.
     """
     if graph.number_of_nodes() == 0:
         return {}
@@ -127,13 +127,17 @@ def upstream_priority(graph: nx.DiGraph, priorities: Mapping[str, float]) -> dic
     comp_priority = np.zeros(n)
     for node, c in mapping.items():
         comp_priority[c] += float(priorities.get(node, 0.0))
-    # reach[c, d]: component c reaches component d (itself included).
-    reach = np.zeros((n, n), dtype=bool)
+    # reach[c]: bits of the components c reaches (itself included), packed 8 to a byte
+    reach = np.zeros((n, (n + 7) // 8), dtype=np.uint8)
     for c in reversed(list(nx.topological_sort(cond))):
-        reach[c, c] = True
+        reach[c, c // 8] |= np.uint8(1 << (7 - c % 8))  # unpackbits reads bits big-endian
         for d in cond.succ[c]:
             reach[c] |= reach[d]
-    into = comp_priority @ reach  # into[d] = sum of priorities of components reaching d
+    into = np.zeros(n)  # into[d] = sum of priorities of the components that reach d
+    chunk = max(1, 2**24 // max(n, 1))
+    for lo in range(0, n, chunk):
+        rows = np.unpackbits(reach[lo : lo + chunk], axis=1, count=n).astype(bool)
+        into += comp_priority[lo : lo + chunk] @ rows
     return {node: float(into[c]) - float(priorities.get(node, 0.0)) for node, c in mapping.items()}
 
 

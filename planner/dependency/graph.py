@@ -137,7 +137,7 @@ def upstream_priority(graph: nx.DiGraph, priorities: Mapping[str, float]) -> dic
     chunk = max(1, 2**24 // max(n, 1))
     for lo in range(0, n, chunk):
         rows = np.unpackbits(reach[lo : lo + chunk], axis=1, count=n).astype(bool)
-        into += comp_priority[lo : lo + chunk] @ rows
+        into += np.einsum("i,ij->j", comp_priority[lo : lo + chunk], rows)
     return {node: float(into[c]) - float(priorities.get(node, 0.0)) for node, c in mapping.items()}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -245,3 +246,27 @@ def test_upstream_priority_matches_ancestor_sums(seed: int) -> None:
     got = upstream_priority(graph, prio)
     for n in graph.nodes:
         assert got[n] == pytest.approx(sum(prio[b] for b in nx.ancestors(graph, n))), n
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chains_on_random_graphs_match_definition(seed: int) -> None:
+    import networkx as nx
+
+    rng = np.random.default_rng(seed)
+    graph = nx.gnp_random_graph(30, 0.08, seed=seed, directed=True)
+    for n in graph.nodes:
+        graph.nodes[n]["priority"] = float(rng.integers(0, 10))
+    for u, v in graph.edges:
+        crit = bool(rng.random() < 0.4)
+        graph.edges[u, v].update(critical=crit, critical_weight=1.0 if crit else 0.0)
+    chains = critical_chains(graph)
+    assert chains
+    for c in chains:
+        path = c.accounts
+        assert len(set(path)) == len(path)
+        assert all(graph.edges[u, v]["critical"] for u, v in itertools.pairwise(path))
+        # maximal: the last account has no critical successor off the path
+        assert all(v in path for v in graph.succ[path[-1]] if graph.edges[path[-1], v]["critical"])
+        members = set(path) | nx.ancestors(graph, path[0])
+        assert c.priority == pytest.approx(sum(graph.nodes[m]["priority"] for m in members))
+    assert [c.priority for c in chains] == sorted((c.priority for c in chains), reverse=True)

@@ -11,7 +11,7 @@ from itertools import pairwise
 import networkx as nx
 
 from models import NeedProfile, Organisation
-from planner.dependency.graph import critical_subgraph
+from planner.dependency.graph import critical_subgraph, upstream_priority
 
 DEFAULT_MAX_CHAINS = 1000
 
@@ -89,17 +89,21 @@ def critical_chains(
             )
             break
     priority = {n: float(d.get("priority", 0.0)) for n, d in graph.nodes(data=True)}
-    upstream: dict[str, set[str]] = {}
+    # priority(chain) = p(head) + sum of p over the head's ancestors + p of the other members that
+    # are not among them (a member reaches the head only inside the head's cycle)
+    upstream = upstream_priority(graph, priority) if paths else {}
+    component = {
+        n: i for i, comp in enumerate(nx.strongly_connected_components(graph)) for n in comp
+    }
     chains = []
     for path in paths:
         head = path[0]
-        if head not in upstream:
-            upstream[head] = nx.ancestors(graph, head)
-        members = set(path) | upstream[head]
+        total = priority[head] + upstream[head]
+        total += sum(priority[m] for m in path[1:] if component[m] != component[head])
         weight = sum(
             float(graph.edges[u, v].get("critical_weight", 0.0)) for u, v in pairwise(path)
         )
-        chains.append(CriticalChain(path, sum(priority[m] for m in members), weight))
+        chains.append(CriticalChain(path, total, weight))
     return sorted(chains, key=lambda c: (-c.priority, -len(c.accounts), c.accounts))
 
 

@@ -111,6 +111,7 @@ def render_plan(
     if plan.violations:
         doc.para("Broken: " + "; ".join(plan.violations))
     series = plan_series(plan)
+    units = {x.name: x.unit for x in org.resources} if org is not None else {}
     q = pd.DataFrame(
         [(x.account, x.resource, x.before, x.after, x.change) for x in plan.quotas],
         columns=["account", "resource", "before", "after", "change"],
@@ -126,8 +127,13 @@ def render_plan(
         q[q["_rank"] > 1e-9].sort_values("_rank", ascending=False).drop(columns="_rank").head(40)
     )
     written: list[Path] = []
+    # pairs with loans or shadow quotas first: their timelines show the most
+    marked = {(x.lender, x.resource) for x in plan.loans}
+    marked |= {(x.borrower, x.resource) for x in plan.loans}
+    marked |= {(x.account, x.resource) for x in plan.shadow_quotas}
+    q["_marked"] = [(a, r) in marked for a, r in zip(q["account"], q["resource"], strict=True)]
     chosen = (
-        q.sort_values(["_rank", "account"], ascending=[False, True])
+        q.sort_values(["_marked", "_rank", "account"], ascending=[False, False, True])
         .drop_duplicates("account")
         .head(accounts)
     )
@@ -141,7 +147,14 @@ def render_plan(
             path = out / f"account_{_safe(str(row.account))}_{_safe(str(row.resource))}.png"
             written.append(
                 account_plot(
-                    series, empty_events, str(row.account), str(row.resource), [r.method], path
+                    series,
+                    empty_events,
+                    str(row.account),
+                    str(row.resource),
+                    [r.method],
+                    path,
+                    units.get(str(row.resource), ""),
+                    demand_label="demand (target)",
                 )
             )
             doc.image(path, f"{row.account} / {row.resource}: target demand vs effective quota")

@@ -64,6 +64,7 @@ def account_plot(
     policies: Sequence[str],
     path: Path,
     unit: str = "",
+    demand_label: str = "demand (actual)",
 ) -> Path:
     """Demand vs effective quota of one account over time, one panel per policy.
 
@@ -113,7 +114,7 @@ def account_plot(
             linewidth=1.4,
             label="effective quota",
         )
-        ax.step(t, u, where="post", color="black", linewidth=0.9, label="demand (actual)")
+        ax.step(t, u, where="post", color="black", linewidth=0.9, label=demand_label)
         ev = events[(events["policy"] == name) & (events["account"] == account)]
         ev = ev[ev["resource"].astype(str) == resource] if len(ev) else ev
         top = float(np.nanmax(np.maximum(u, e))) if len(u) else 1.0
@@ -131,7 +132,7 @@ def account_plot(
                     label=kind.replace("_", " "),
                 )
         thr = float(np.clip(u - e, 0, None).sum())
-        ax.set_title(f"{name}: throttled {thr:,.3g} {unit}-h", fontsize=9, loc="left")
+        ax.set_title(f"{name}: throttled {thr:,.3g} {unit or resource}-h", fontsize=9, loc="left")
         ax.set_ylabel(unit or resource, fontsize=8)
         ax.grid(alpha=0.25)
     handles, labels = [], []
@@ -146,10 +147,11 @@ def account_plot(
         loc="upper center",
         ncol=min(len(labels), 9),
         fontsize=7,
-        bbox_to_anchor=(0.5, 1.0),
+        bbox_to_anchor=(0.5, 0.0),
     )
-    fig.suptitle(f"{account} / {resource}: demand vs effective quota", y=1.04)
+    fig.suptitle(f"{account} / {resource}: demand vs effective quota")
     fig.autofmt_xdate()
+    fig.tight_layout()
     return save(fig, path)
 
 

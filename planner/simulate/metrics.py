@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from planner.simulate.engine import Replay
-from planner.simulate.state import FIELDS
+from planner.simulate.state import FIELDS, PolicyState
 
 COUNT_EVENTS = {
     "loan": "loans",
@@ -35,12 +35,19 @@ COUNT_EVENTS = {
 }
 
 
+def _ordered(state: PolicyState) -> list[str]:
+    """Recorded accounts in the organisation's order (so a resumed replay lists them alike)."""
+    known = [a for a in state.org.account_ids if a in state.record]
+    return known + sorted(set(state.record) - set(known))
+
+
 def series_frame(replay: Replay) -> pd.DataFrame:
     """Long table ``policy, account, resource, ts`` + one column per recorded field (played steps)."""
     parts = []
     for name, state in replay.states.items():
         resources = state.org.resource_names
-        for account, rec in state.record.items():
+        for account in _ordered(state):
+            rec = state.record[account]
             n_r, n_t, _ = rec.shape
             frame = pd.DataFrame(rec.reshape(n_r * n_t, len(FIELDS)), columns=list(FIELDS))
             frame.insert(0, "ts", np.tile(replay.times.to_numpy(), n_r))
@@ -74,7 +81,8 @@ def account_metrics(replay: Replay) -> pd.DataFrame:
         resources = state.org.resource_names
         initial = {a.id: a for a in replay.initial.accounts}
         ev = events[events["policy"] == name]
-        for account, rec in state.record.items():
+        for account in _ordered(state):
+            rec = state.record[account]
             acc = state.org.account(account)
             u = rec[:, :, FIELDS.index("usage")]
             e = rec[:, :, FIELDS.index("effective")]

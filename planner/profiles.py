@@ -85,37 +85,44 @@ def period_peaks(usage: pd.DataFrame, period_minutes: int, *, origin: datetime) 
     a_codes, a_names = pd.factorize(usage["account"], sort=True)
     r_codes, r_names = pd.factorize(usage["resource"], sort=True)
     n_r = max(len(r_names), 1)
-    frame = pd.DataFrame(
-        {
-            "s": a_codes.astype(np.int64) * n_r + r_codes,
-            "t": _naive_ts(usage["ts"]).to_numpy(dtype="datetime64[ns]").astype(np.int64),
-            "v": pd.to_numeric(usage["value"]).to_numpy(dtype=float),
-        }
-    )
-    summed = frame.groupby(["s", "t"], sort=True)["v"].sum()
-    series = summed.index.get_level_values(0).to_numpy()
-    times = summed.index.get_level_values(1).to_numpy()
-    steps = np.diff(times)[series[1:] == series[:-1]]
+    series = a_codes.astype(np.int64) * n_r + r_codes
+    times = _naive_ts(usage["ts"]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    values = pd.to_numeric(usage["value"]).to_numpy(dtype=float)
+    # sort by (series, time) without grouping on strings: one integer key when it fits
+    rel = times - times.min()
+    unit = int(np.gcd.reduce(rel)) or 1
+    ticks = rel // unit
+    span = int(ticks.max()) + 1
+    n_series = int(series.max()) + 1
+    if n_series * span < 2**62:
+        order = np.argsort(series * span + ticks, kind="stable")
+    else:
+        order = np.lexsort((ticks, series))
+    series, times, values = series[order], times[order], values[order]
+    # 1. sum over workloads at each instant
+    new = np.flatnonzero(np.r_[True, (series[1:] != series[:-1]) | (times[1:] != times[:-1])])
+    sums = np.add.reduceat(values, new)
+    series, times = series[new], times[new]
+    same = series[1:] == series[:-1]
+    steps = np.diff(times)[same]
     if len(steps) and np.median(steps) > period_ns:
         raise ValueError(
             f"usage is sampled every {pd.Timedelta(int(np.median(steps)), unit='ns')}, coarser "
             f"than the period of {period_minutes} minutes; give finer usage or raise "
             "rules.period_minutes"
         )
+    # 2. peak within each period
     base = pd.Timestamp(_naive_utc(origin)).value
-    peaks = (
-        pd.DataFrame({"s": series, "b": (times - base) // period_ns, "v": summed.to_numpy()})
-        .groupby(["s", "b"], sort=True)["v"]
-        .max()
-    )
-    s_out = peaks.index.get_level_values(0).to_numpy()
-    b_out = peaks.index.get_level_values(1).to_numpy()
+    bins = (times - base) // period_ns
+    first = np.flatnonzero(np.r_[True, ~same | (bins[1:] != bins[:-1])])
+    peaks = np.maximum.reduceat(sums, first)
+    s_out, b_out = series[first], bins[first]
     return pd.DataFrame(
         {
             "account": np.asarray(a_names, dtype=object)[s_out // n_r].astype(str),
             "resource": np.asarray(r_names, dtype=object)[s_out % n_r].astype(str),
             "ts": pd.to_datetime(base + b_out * period_ns, unit="ns"),
-            "value": peaks.to_numpy(),
+            "value": peaks,
         }
     )
 

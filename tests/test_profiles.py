@@ -280,3 +280,25 @@ def test_given_need_profile_is_kept() -> None:
     assert got["A"].priority_score == pytest.approx(1.0)
     assert "given" in got["A"].reason
     assert got["B"].demand["cpu"].target == pytest.approx([20.0] * 6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_period_peaks_matches_pandas_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a in ("A", "B"):
+        for r in ("cpu", "mem"):
+            for w in ("w1", "w2", "w3"):
+                for ts in pd.date_range("2024-01-01 00:05", periods=40, freq="10min"):
+                    rows.append((a, r, w, ts, float(rng.integers(0, 100))))
+    usage = pd.DataFrame(rows, columns=["account", "resource", "workload", "ts", "value"])
+    usage = usage.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    origin = datetime(2024, 1, 2, 0, 30)  # periods :30 to :30, origin after the data
+    got = period_peaks(usage, 60, origin=origin)
+    summed = usage.groupby(["account", "resource", "ts"])["value"].sum().reset_index()
+    half = pd.Timedelta(minutes=30)
+    summed["ts"] = (summed["ts"] - half).dt.floor("1h") + half  # period containing ts
+    expected = summed.groupby(["account", "resource", "ts"])["value"].max().reset_index()
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), expected, check_dtype=False, check_exact=False
+    )

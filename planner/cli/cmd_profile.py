@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "profile",
         help="predict and rank each sub-account's needs",
         description=(
-            "Forecast each sub-account's demand at the quantile its performance threshold asks "
-            "for, analyse the dependency graph (cycles, critical chains, contention) and rank "
+            "Forecast each sub-account's demand at the quantile its performance threshold asks\n"
+            "for, analyse the dependency graph (cycles, critical chains, contention) and rank\n"
             "the accounts by priority x criticality x shortfall."
         ),
         epilog=EXAMPLES,

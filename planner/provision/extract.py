@@ -17,8 +17,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from models import CutEdge, Migration, NewAccount, Organisation, PeerRelation, Plan
+from models import (
+    CutEdge,
+    Migration,
+    NewAccount,
+    Organisation,
+    PeerRelation,
+    Plan,
+    QuotaAssignment,
+    SolverReport,
+    Status,
+)
 
 
 @dataclass
@@ -220,3 +231,26 @@ def attach(plan: Plan, result: ProvisioningOutcome) -> Plan:
             "unmet": unmet,
         }
     )
+
+
+def baseline_plan(
+    org: Organisation, result: ProvisioningOutcome, *, start: datetime, method: str
+) -> Plan:
+    """A plan of a provisioning baseline: current quotas unchanged, plus ``result``."""
+    quotas = [
+        QuotaAssignment(
+            account=a.id, resource=r, before=a.quota.get(r, 0.0), after=a.quota.get(r, 0.0)
+        )
+        for a in org.accounts
+        for r in org.resource_names
+    ]
+    base = Plan(
+        organisation=org.name,
+        created_at=datetime.now(UTC),
+        start=start,
+        period_minutes=org.rules.period_minutes,
+        periods=org.rules.horizon_periods,
+        quotas=quotas,
+        report=SolverReport(method=method, status=Status.HEURISTIC, messages=list(result.notes)),
+    )
+    return attach(base, result)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 
 from models import (
     NeedProfile,
@@ -26,7 +27,7 @@ from models import (
 )
 from planner.backends import SolveOptions, SolveResult, get_backend
 from planner.formulation import build_model, problem_data
-from planner.formulation.core import FloatArray, LinearModel
+from planner.formulation.core import FloatArray, LinearModel, ModelBuilder
 from planner.formulation.data import ProblemData
 from planner.formulation.provisioning import (
     Candidate,
@@ -104,12 +105,12 @@ def solve_joint(
         With an empty outcome when the solve found no feasible solution (see ``solve.status``).
     """
     t0 = time.perf_counter()
-    coarse = coarsen(
-        org, workload_demand, max_clusters=max_clusters, accounts=splittable_accounts(org)
+    ext = ProvisioningExtension(
+        org, workload_demand, max_clusters=max_clusters, candidates=candidates
     )
+    coarse = ext.coarse
     t1 = time.perf_counter()
     data = problem_data(org, profiles, start=start)
-    ext = provisioning_extension(coarse, candidates=candidates)
     model = build_model(data, extensions=[ext])
     t2 = time.perf_counter()
     opts = SolveOptions(time_limit=time_limit, relative_gap=relative_gap, threads=threads)
@@ -251,3 +252,75 @@ def joint_plan(result: JointResult) -> Plan:
         report=report,
     )
     return attach(base, result.outcome)
+
+
+class ProvisioningExtension:
+    """The provisioning block as one object for the negotiation engine.
+
+    ``ext(builder, data)`` adds the block (it is an extension for
+    :func:`planner.formulation.build_model`); ``ext.finish(model, x, plan)`` returns ``plan``
+    with the new accounts, migrations, peers and new accounts' unmet demand of solution ``x``.
+
+    Parameters
+    ----------
+    org
+        The organisation (coarsened once, here).
+    shares
+        Each workload's share of its account's demand.
+    max_clusters
+        Coarsening bound per account.
+    candidates
+        Candidate new accounts (default: derived from the predicted excess when building).
+    """
+
+    def __init__(
+        self,
+        org: Organisation,
+        shares: WorkloadDemand,
+        *,
+        max_clusters: int = DEFAULT_MAX_CLUSTERS,
+        candidates: Sequence[Candidate] | None = None,
+    ) -> None:
+        self.coarse = coarsen(
+            org, shares, max_clusters=max_clusters, accounts=splittable_accounts(org)
+        )
+        self._extend = provisioning_extension(self.coarse, candidates=candidates)
+
+    def __call__(self, builder: ModelBuilder, data: ProblemData) -> None:
+        """Add the provisioning block to ``builder``."""
+        self._extend(builder, data)
+
+    def finish(self, model: LinearModel, x: FloatArray | None, plan: Plan) -> Plan:
+        """``plan`` with the provisioning part of ``x`` (unchanged without a solution)."""
+        if x is None:
+            return plan
+        return attach(plan, extract_provisioning(model, x))
+
+
+def provisioning_for(
+    org: Organisation,
+    usage: pd.DataFrame | None = None,
+    *,
+    start: datetime | None = None,
+    shares: WorkloadDemand | None = None,
+    max_clusters: int = DEFAULT_MAX_CLUSTERS,
+) -> ProvisioningExtension | None:
+    """The provisioning extension for ``org``, or ``None`` when nothing could be provisioned.
+
+    ``None`` when the rules forbid new accounts, or no account has both a splittable template
+    and a workload. Shares come from ``shares``, else from ``usage``'s ``workload`` column
+    (:meth:`WorkloadDemand.from_usage`), else are equal.
+    """
+    rules = org.rules
+    if not rules.allow_new_accounts or rules.max_new_accounts == 0:
+        return None
+    movable = set(splittable_accounts(org))
+    if not any(w.account in movable for w in org.workloads):
+        return None
+    if shares is None:
+        shares = (
+            WorkloadDemand.from_usage(org, usage, start=start)
+            if usage is not None
+            else WorkloadDemand.equal(org)
+        )
+    return ProvisioningExtension(org, shares, max_clusters=max_clusters)

@@ -5,6 +5,9 @@ each decides ``moves = {workload: new account id}`` and the new accounts' quotas
 turns that into :class:`models.NewAccount`, ordered :class:`models.Migration` steps and
 :class:`models.PeerRelation` records.
 
+A step's ``cut_edges`` are the workload's edges that the plan splits: both ends shared an
+account before and do not after (an edge that already crossed accounts is not cut again).
+
 Order of the steps: new accounts in the order they are listed; within one, the next workload is
 the one with the most traffic to those already moved there (ties: more migration cost first,
 then id), starting from the one with the most traffic to the whole moved set. A connected group
@@ -139,7 +142,7 @@ def outcome(
             cuts = [
                 CutEdge(source=min(w, v), target=max(w, v), traffic=t)
                 for v, t in sorted(nbrs[w].items())
-                if after[v] != acc
+                if after[v] != acc and owner[v] == owner[w]
             ]
             migrations.append(
                 Migration(

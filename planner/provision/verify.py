@@ -18,8 +18,8 @@
   account;
 - ``cut-traffic-cap``: per account, the traffic the plan cuts is within
   ``rules.max_cut_traffic_per_account`` (when set);
-- ``cut-edges``: each step's ``cut_edges`` are exactly the workload's edges that end between
-  two accounts after the plan, with their traffic.
+- ``cut-edges``: each step's ``cut_edges`` are exactly the workload's edges the plan splits
+  (ends in one account before, in two after), with their traffic.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def verify_provisioning(org: Organisation, plan: Plan) -> list[str]:
         want = {
             (min(m.workload, v), max(m.workload, v)): t
             for v, t in nbrs[m.workload].items()
-            if where[v] != where[m.workload]
+            if where[v] != where[m.workload] and owner[v] == owner[m.workload]
         }
         got = {(c.source, c.target): c.traffic for c in m.cut_edges}
         if set(want) != set(got) or any(

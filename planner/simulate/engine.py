@@ -203,8 +203,12 @@ def _run_cycle(
     accounts = tuple(state.org.account_ids)
     row: dict[str, Any] = {"method": name, "status": "", "fallback": "", "seconds": 0.0}
     if policy.method is not None:
-        history = trace.history(state.placement, accounts, max(0, a - history_steps), a)
-        ctx = CycleContext(now, trace, history, accounts, shared, solver, time_limit)
+        h0 = max(0, a - history_steps)
+        history = trace.history(state.placement, accounts, h0, a)
+        per_workload = None
+        if policy.method.startswith("mip") and not any(w.endswith("/*") for w in trace.workloads):
+            per_workload = trace.workload_history(state.placement, h0, a)
+        ctx = CycleContext(now, trace, history, accounts, shared, solver, time_limit, per_workload)
         plan, row = decide(policy, state, ctx)
         if plan is not None:
             apply_plan(state, plan, now)

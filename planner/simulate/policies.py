@@ -42,6 +42,7 @@ class CycleContext:
     forecasts: SharedForecast
     solver: str | None = None
     time_limit: float | None = None
+    workload_history: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,11 @@ def _plan(
     if _available("planner.verify"):
         from planner.api import plan
 
+        # the program splits accounts by their workloads' usage: give it per-workload rows
+        usage = ctx.workload_history if method.startswith("mip") else None
         return plan(
             org,
-            ctx.history,
+            usage if usage is not None else ctx.history,
             method=method,
             profiles=profiles,
             start=start,

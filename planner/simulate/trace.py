@@ -82,6 +82,22 @@ class Trace:
             }
         )
 
+    def workload_history(self, placement: Mapping[str, str], lo: int, hi: int) -> pd.DataFrame:
+        """Long per-workload usage ``account, resource, ts, value, workload`` over ``[lo, hi)``,
+        each workload under the account it is placed in now."""
+        n_w, n_r, _ = self.values.shape
+        n_t = max(0, hi - lo)
+        owner = np.asarray([placement[w] for w in self.workloads], dtype=object)
+        return pd.DataFrame(
+            {
+                "account": np.repeat(owner, n_r * n_t),
+                "resource": np.tile(np.repeat(np.asarray(self.resources, dtype=object), n_t), n_w),
+                "ts": np.tile(self.times[lo:hi].to_numpy(), n_w * n_r),
+                "value": self.values[:, :, lo:hi].reshape(-1),
+                "workload": np.repeat(np.asarray(self.workloads, dtype=object), n_r * n_t),
+            }
+        )
+
 
 def _naive(ts: pd.Series) -> pd.Series:
     out = pd.to_datetime(ts)

@@ -85,6 +85,15 @@ def render_run(
         + "."
     )
     written: list[Path] = []
+    from planner.simulate.policies import POLICIES
+
+    doc.para(
+        "Policies: "
+        + "; ".join(f"{p}: {POLICIES[p].description}" for p in policies if p in POLICIES)
+        + ". The Kueue-like policy sees each hour's actual usage (it reacts, it does not "
+        "forecast): borrowing within limits from idle quota and the parent's unassigned "
+        "capacity, highest priority first, lenders reclaiming at once."
+    )
     doc.heading("Per policy")
     doc.para(
         "Throttled: unit-hours of usage above the effective quota (quota + shadow + borrowed - "

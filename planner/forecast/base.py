@@ -226,6 +226,9 @@ class BaseForecaster:
     id_cols: Sequence[str]
     time_col: str
     value_col: str
+    # Set by fit: P50 errors out of sample, (n_series, n_origins, horizon), from these origins.
+    oos_errors_: np.ndarray
+    oos_origins_: np.ndarray
 
     def _validate_common(self) -> None:
         name = type(self).__name__

@@ -27,13 +27,18 @@ def series_scale(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(level) & (level > 0), level, 1.0)
 
 
-def calibration_origins(n_times: int, horizon: int, window: int) -> np.ndarray:
-    """Origins (history lengths) whose next ``horizon`` periods lie in the last ``window``."""
+def calibration_origins(
+    n_times: int, horizon: int, window: int, stride: int | None = None
+) -> np.ndarray:
+    """Origins (history lengths) whose next ``horizon`` periods lie in the last ``window``.
+
+    They run back from ``n_times - horizon`` every ``stride`` steps (default ``horizon // 8``).
+    """
     last = n_times - horizon
     first = max(1, n_times - window)
     if last < first:
         return np.zeros(0, dtype=np.int64)
-    stride = max(1, horizon // 8)
+    stride = max(1, horizon // 8) if stride is None else max(1, stride)
     return np.arange(last, first - 1, -stride)[::-1].astype(np.int64)
 
 
@@ -88,12 +93,13 @@ class _ConformalBaseline(BaseForecaster):
         origins = calibration_origins(panel.n_times, h, self.calibration_window)
         if origins.size:
             paths = self._point_paths(panel.values, panel.first, origins, h)
-            errors = (gather_actuals(panel.values, origins, h) - paths).reshape(panel.n_series, -1)
+            errors = gather_actuals(panel.values, origins, h) - paths
         else:
-            errors = np.full((panel.n_series, 0), np.nan)
-        self.bands_ = ResidualBands(
-            errors, series_scale(panel.values[:, -self.calibration_window :])
-        )
+            errors = np.full((panel.n_series, 0, h), np.nan)
+        self.oos_origins_ = origins
+        self.oos_errors_ = errors
+        scale = series_scale(panel.values[:, -self.calibration_window :])
+        self.bands_ = ResidualBands(errors.reshape(panel.n_series, -1), scale)
 
     def _forecast(self, panel: Panel, horizon: int, quantiles: tuple[float, ...]) -> np.ndarray:
         origin = np.array([panel.n_times], dtype=np.int64)

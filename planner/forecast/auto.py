@@ -1,0 +1,167 @@
+"""Automatic choice of forecaster per series, by out-of-sample error, with a fallback.
+
+Each candidate is fitted once on all series. Every candidate of this package records the errors
+its P50 made out of sample from rolling origins at the end of the training data (the same errors
+that calibrate its bands: ``oos_errors_``, ``oos_origins_``). On the origins all candidates share,
+each series takes the candidate with the lowest mean absolute error; a series with fewer than
+``min_errors`` comparable errors (too short, or just started) takes ``fallback``.
+Choosing on errors already computed costs no extra fitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from planner.forecast.base import BaseForecaster, Panel, check_param, is_int
+from planner.forecast.baselines import EWM, SeasonalNaive
+from planner.forecast.global_model import GlobalGradientBoosting
+
+
+def default_candidates(random_state: int = 0) -> list[BaseForecaster]:
+    """Daily and weekly seasonal naive, EWM and the global gradient-boosting model."""
+    return [
+        SeasonalNaive(season=24),
+        SeasonalNaive(season=168, fallback_season=24),
+        EWM(alpha=0.1),
+        GlobalGradientBoosting(random_state=random_state),
+    ]
+
+
+def _clone(est: BaseForecaster, **overrides: Any) -> BaseForecaster:
+    params = est.get_params()
+    params.update({k: v for k, v in overrides.items() if k in params})
+    return type(est)(**params)
+
+
+class AutoForecaster(BaseForecaster):
+    """Pick, per series, the candidate with the lowest out-of-sample MAE of its median.
+
+    Parameters
+    ----------
+    candidates : sequence of BaseForecaster or None
+        Unfitted forecasters of this package (cloned; their column names are replaced by ours);
+        None: :func:`default_candidates`.
+    fallback : BaseForecaster or None
+        Used for series with too little history to compare; None: ``EWM(alpha=0.3)`` (a smoothed
+        last value, safe on short, constant and all-zero series).
+    min_errors : int
+        Comparable out-of-sample errors a series needs for the choice.
+    random_state : int
+        Seed given to candidates that take one.
+    id_cols, time_col, value_col
+        Column names of the long usage table.
+
+    Attributes
+    ----------
+    choice_ : DataFrame
+        Per series: the id columns, ``model`` (chosen name) and the MAE of each candidate.
+    """
+
+    def __init__(
+        self,
+        candidates: Sequence[BaseForecaster] | None = None,
+        fallback: BaseForecaster | None = None,
+        min_errors: int = 48,
+        random_state: int = 0,
+        id_cols: Sequence[str] = ("account", "resource"),
+        time_col: str = "ts",
+        value_col: str = "value",
+    ) -> None:
+        self.candidates = candidates
+        self.fallback = fallback
+        self.min_errors = min_errors
+        self.random_state = random_state
+        self.id_cols = id_cols
+        self.time_col = time_col
+        self.value_col = value_col
+
+    def _validate_params(self) -> None:
+        name = type(self).__name__
+        c = self.candidates
+        ok = c is None or (
+            isinstance(c, Sequence) and len(c) > 0 and all(isinstance(e, BaseForecaster) for e in c)
+        )
+        check_param(name, "candidates", c, ok, "None or a non-empty sequence of forecasters")
+        f = self.fallback
+        ok = f is None or isinstance(f, BaseForecaster)
+        check_param(name, "fallback", f, ok, "None or a forecaster")
+        m = self.min_errors
+        check_param(name, "min_errors", m, is_int(m) and m >= 1, "an int >= 1")
+        rs = self.random_state
+        check_param(name, "random_state", rs, is_int(rs) and rs >= 0, "an int >= 0")
+
+    def _fit_panel(self, panel: Panel) -> None:
+        cols = {"id_cols": self.id_cols, "time_col": self.time_col, "value_col": self.value_col}
+        base = (
+            self.candidates
+            if self.candidates is not None
+            else default_candidates(int(self.random_state))
+        )
+        fallback = self.fallback if self.fallback is not None else EWM(alpha=0.3)
+        self.candidates_ = [_clone(c, random_state=self.random_state, **cols) for c in base]
+        self.fallback_ = _clone(fallback, **cols)
+        for est in [*self.candidates_, self.fallback_]:
+            est._validate_common()
+            est._validate_params()
+            est._fit_panel(panel)
+        self.names_ = [self._name(c, i) for i, c in enumerate(self.candidates_)]
+        mae = self._compare(panel)
+        counts = mae.pop("_count")
+        scores = np.column_stack([mae[n] for n in self.names_])
+        best = np.argmin(np.where(np.isnan(scores), np.inf, scores), axis=1)
+        usable = (counts >= int(self.min_errors)) & np.isfinite(scores).any(axis=1)
+        self.chosen_ = np.where(usable, best, -1)
+        choice = panel.keys.copy()
+        choice["model"] = [self.names_[b] if b >= 0 else "fallback" for b in self.chosen_]
+        for n in self.names_:
+            choice[f"mae_{n}"] = mae[n]
+        self.choice_ = choice
+
+    @staticmethod
+    def _name(est: BaseForecaster, i: int) -> str:
+        if isinstance(est, SeasonalNaive):
+            return f"snaive{est.season}"
+        if isinstance(est, EWM):
+            return "ewm"
+        if isinstance(est, GlobalGradientBoosting):
+            return "global_gbm"
+        return f"{type(est).__name__.lower()}{i}"
+
+    def _compare(self, panel: Panel) -> dict[str, np.ndarray]:
+        """Mean absolute out-of-sample error per series and candidate, on shared origins."""
+        shared: set[int] | None = None
+        horizon = min(c.oos_errors_.shape[2] for c in self.candidates_)
+        for c in self.candidates_:
+            o = {int(x) for x in c.oos_origins_}
+            shared = o if shared is None else shared & o
+        common = np.array(sorted(shared or set()), dtype=np.int64)
+        out: dict[str, np.ndarray] = {}
+        stack = []
+        for c in self.candidates_:
+            pos = np.searchsorted(c.oos_origins_, common)
+            stack.append(np.abs(c.oos_errors_[:, pos, :horizon]))
+        errs = np.stack(stack) if stack else np.zeros((0, panel.n_series, 0, 0))
+        valid = ~np.isnan(errs).any(axis=0)
+        out["_count"] = valid.reshape(panel.n_series, -1).sum(axis=1)
+        for name, e in zip(self.names_, errs, strict=True):
+            total = np.where(valid, e, 0.0).reshape(panel.n_series, -1).sum(axis=1)
+            with np.errstate(all="ignore"):
+                out[name] = np.where(out["_count"] > 0, total / out["_count"], np.nan)
+        return out
+
+    def _forecast(self, panel: Panel, horizon: int, quantiles: tuple[float, ...]) -> np.ndarray:
+        out = self.fallback_._forecast(panel, horizon, quantiles)
+        for i, est in enumerate(self.candidates_):
+            rows = self.chosen_ == i
+            if rows.any():
+                out[rows] = est._forecast(panel, horizon, quantiles)[rows]
+        return out
+
+    def model_counts(self) -> pd.Series:
+        """How many series each candidate (or the fallback) was chosen for."""
+        self._check_fitted()
+        return self.choice_["model"].value_counts()

@@ -174,7 +174,6 @@ def coarsen(
     if not cap > 0:
         raise ValueError(f"The 'size_cap' parameter of coarsen must be > 0. Got {size_cap!r}.")
     owner = {w.id: w.account for w in org.workloads}
-    cost = {w.id: w.migration_cost for w in org.workloads}
     pinned, groups, notes = pinned_workloads(org)
     if accounts is not None:
         allowed = set(accounts)
@@ -207,11 +206,47 @@ def coarsen(
 
     for roots in by_account.values():
         _agglomerate(roots, members, adj, size_of, max_clusters, cap)
+    return assemble(org, shares, list(members.values()), pinned, notes)
+
+
+def assemble(
+    org: Organisation,
+    shares: WorkloadDemand,
+    groups: Sequence[Sequence[str]],
+    pinned: set[str],
+    notes: Sequence[str] = (),
+) -> Coarsening:
+    """The :class:`Coarsening` of a given partition of the movable workloads.
+
+    Parameters
+    ----------
+    org
+        The organisation.
+    shares
+        Each workload's share of its account's demand.
+    groups
+        Disjoint groups of movable workloads, each within one account.
+    pinned
+        The workloads that never move.
+    notes
+        Copied into the result.
+    """
+    owner = {w.id: w.account for w in org.workloads}
+    cost = {w.id: w.migration_cost for w in org.workloads}
+    pos = shares.index()
+    by_account: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for g in groups:
+        ms = tuple(sorted(g))
+        accounts = {owner[w] for w in ms}
+        if len(accounts) != 1:
+            raise ValueError(
+                f"a cluster must lie in one account; {ms[:5]} spans {sorted(accounts)}"
+            )
+        by_account[owner[ms[0]]].append(ms)
     clusters: list[Cluster] = []
     cluster_of: dict[str, int] = {}
     for acc in sorted(by_account):
-        for k, r in enumerate(sorted(x for x in members if owner[x] == acc)):
-            ms = tuple(sorted(members[r]))
+        for k, ms in enumerate(sorted(by_account[acc])):
             idx = len(clusters)
             clusters.append(
                 Cluster(
@@ -223,6 +258,11 @@ def coarsen(
                 )
             )
             cluster_of.update(dict.fromkeys(ms, idx))
+    traffic: dict[tuple[str, str], float] = defaultdict(float)
+    for e in org.edges:
+        if e.source in owner and e.target in owner and e.weight > 0:
+            u, v = sorted((e.source, e.target))
+            traffic[(u, v)] += e.weight
     coarse: dict[tuple[int, int], float] = defaultdict(float)
     fixed = np.zeros(len(clusters))
     internal = 0.0
@@ -240,7 +280,36 @@ def coarsen(
         elif cv is not None:
             fixed[cv] += w
     edges = [(i, j, w) for (i, j), w in sorted(coarse.items())]
-    return Coarsening(clusters, pinned, edges, fixed, cluster_of, internal, notes, shares)
+    return Coarsening(
+        clusters, set(pinned), edges, fixed, cluster_of, internal, list(notes), shares
+    )
+
+
+def refine(
+    org: Organisation, coarse: Coarsening, expand: Iterable[int]
+) -> tuple[Coarsening, list[int | None]]:
+    """Split the clusters ``expand`` back into their must-stay-together groups.
+
+    Returns
+    -------
+    tuple
+        The finer coarsening, and for each of its clusters the index of the cluster of
+        ``coarse`` it equals (``None`` for the pieces of an expanded cluster).
+    """
+    if coarse.shares is None:
+        raise ValueError("refine needs a coarsening built with its shares (coarsen() keeps them)")
+    split = set(expand)
+    _, groups, _ = pinned_workloads(org)
+    group_of = {w: tuple(sorted(g)) for g in groups.values() for w in g}
+    parts: list[tuple[str, ...]] = []
+    for i, c in enumerate(coarse.clusters):
+        if i in split:
+            parts.extend(sorted({group_of[w] for w in c.members}))
+        else:
+            parts.append(c.members)
+    fine = assemble(org, coarse.shares, parts, coarse.pinned, coarse.notes)
+    whole = {c.members: i for i, c in enumerate(coarse.clusters) if i not in split}
+    return fine, [whole.get(c.members) for c in fine.clusters]
 
 
 def _agglomerate(

@@ -38,6 +38,7 @@ from planner.formulation.provisioning import (
 from planner.provision.coarsen import DEFAULT_MAX_CLUSTERS, Coarsening, coarsen
 from planner.provision.demand import WorkloadDemand
 from planner.provision.extract import ProvisioningOutcome, attach, outcome
+from planner.provision.refine import refine_solution
 
 TOL = 1e-6
 
@@ -81,6 +82,7 @@ def solve_joint(
     time_limit: float | None = None,
     relative_gap: float = 1e-4,
     threads: int | None = None,
+    refine: int = 3,
 ) -> JointResult:
     """Build the negotiation model with the provisioning block, solve it, read the outcome.
 
@@ -97,7 +99,11 @@ def solve_joint(
     candidates
         Candidate new accounts (default: derived from the predicted excess).
     time_limit, relative_gap, threads
-        Solve options.
+        Solve options (the time limit covers both passes).
+    refine
+        Most refinement passes (:mod:`planner.provision.refine`, budget ``2 x max_clusters``
+        free units per account each); each is kept when it improves the objective, and the
+        passes stop at the first that does not. 0: none.
 
     Returns
     -------
@@ -116,6 +122,23 @@ def solve_joint(
     opts = SolveOptions(time_limit=time_limit, relative_gap=relative_gap, threads=threads)
     res = get_backend(solver).solve(model, opts)
     t3 = time.perf_counter()
+    passes = 1
+    while refine and passes <= refine and res.x is not None:
+        left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 1.0)
+        more = refine_solution(
+            data,
+            model,
+            res.x,
+            solver=solver,
+            options=SolveOptions(time_limit=left, relative_gap=relative_gap, threads=threads),
+            budget=2 * max_clusters,
+        )
+        if more is None or more[1].objective >= res.objective - 1e-7 * max(1.0, abs(res.objective)):
+            break
+        model, res = more
+        coarse = model.meta["provisioning"].coarse
+        passes += 1
+    t4 = time.perf_counter()
     if res.x is not None:
         out = extract_provisioning(model, res.x)
     else:
@@ -124,7 +147,9 @@ def solve_joint(
         "coarsen": t1 - t0,
         "build": t2 - t1,
         "solve": t3 - t2,
+        "refine": t4 - t3,
         "total": time.perf_counter() - t0,
+        "passes": passes,
     }
     return JointResult(model, data, res, out, coarse, seconds)
 

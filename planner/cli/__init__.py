@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "profile",
     "simulate",
     "report",
+    "forecast",
 )
 
 DESCRIPTION = """\

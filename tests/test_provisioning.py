@@ -252,3 +252,13 @@ def test_verify_names_each_broken_rule() -> None:
         "must-stay-together",
         "cut-edges",
     }
+
+
+def test_hard_thresholds_force_an_opening_even_when_it_is_dear() -> None:
+    # unmet demand would be cheaper, but hard thresholds cap it at 5 % of the demand
+    case = make_case(opening_cost=1e5, rules={"hard_thresholds": True, "unmet_cost": 1.0})
+    res = solve(case)
+    assert [a.id for a in res.outcome.new_accounts] == ["web+new1"]
+    assert "new_min_coverage" in res.model.families
+    assert res.unmet_total <= 0.05 * 130.0 * H + 1e-6
+    assert verify_provisioning(case.org, joint_plan(res)) == []

@@ -89,7 +89,13 @@ def candidate_accounts(
     parent's unallocated base capacity. It gets
     ``n = min(per_account, ceil(max_r excess[r] / U[r]) + spare, clusters)`` candidates
     (``n >= 1``; ``U`` the template's limit, infinite limits count as one account), and at
-    most ``rules.max_new_accounts`` (the program caps the total opened). None when ``rules.allow_new_accounts`` is off.
+    most ``rules.max_new_accounts`` (the program caps the total opened). None when
+    ``rules.allow_new_accounts`` is off.
+
+    A parent short of capacity gets no candidates from this rule unless an account is also
+    short of its own ``available``: a new account's quota comes out of the same parent
+    capacity, so opening one helps only against per-account ceilings (a provider's
+    per-account limit) and borrowing limits.
     """
     org = data.org
     rules = org.rules

@@ -176,6 +176,9 @@ class GlobalGradientBoosting(BaseForecaster):
 
     def _train(self, x: np.ndarray, y: np.ndarray) -> list[HistGradientBoostingRegressor | float]:
         models: list[HistGradientBoostingRegressor | float] = []
+        # A feature without any value (e.g. the weekly lag of a 5-day history) cannot be binned;
+        # a constant stands in for it, so the trees never split on it.
+        x = np.where(np.isnan(x).all(axis=0)[None, :], 0.0, x)
         for q in self.quantiles_:
             if len(y) < 2 * int(self.min_samples_leaf):
                 models.append(float(np.quantile(y, q)) if len(y) else 1.0)

@@ -95,7 +95,7 @@ def synthetic(
     for i in range(n_series):
         level = rng.uniform(5, 50)
         daily = 0.4 * level * np.sin(2 * np.pi * (t + rng.integers(24)) / 24)
-        weekly = np.where(ts.dayofweek >= 5, -0.3 * level, 0.0)
+        weekly = np.where(ts.day_of_week >= 5, -0.3 * level, 0.0)
         noise = rng.normal(0, 0.1 * level, len(t))
         spikes = (rng.random(len(t)) < 0.01) * level
         value = np.clip(level + daily + weekly + noise + spikes, 0, None)

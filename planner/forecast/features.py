@@ -110,7 +110,7 @@ class FeatureMaker:
             self.start + pd.to_timedelta(target * self.panel.step.value, unit="ns")
         )
         cols.append(when.hour.to_numpy().astype(np.float64))
-        cols.append(when.dayofweek.to_numpy().astype(np.float64))
+        cols.append(when.day_of_week.to_numpy().astype(np.float64))
         return np.column_stack(cols), s
 
 

@@ -160,16 +160,29 @@ class CpSatBackend(_ModelBuilderBackend):
     separator = " "
 
     def prepare(self, model: LinearModel) -> LinearModel:
-        """Make every column integral; refuse fractional data."""
-        values = np.concatenate([model.lower, model.upper, model.row_lower, model.row_upper])
-        finite = values[np.isfinite(values)]
+        """Make every column integral (bounds rounded inwards); refuse fractional rows.
+
+        The integer model is a restriction of the continuous one: its solutions are feasible
+        plans, but its bound is not a bound of the continuous model (the planner reports it
+        as such).
+        """
+        rows = np.concatenate([model.row_lower, model.row_upper])
+        finite = rows[np.isfinite(rows)]
         if not np.allclose(finite, np.round(finite), atol=1e-9):
             raise SolverUnavailableError(
-                "cpsat solves only integer-scaled models: some demands or bounds are not whole "
-                "units; use another solver or express amounts in smaller whole units"
+                "cpsat solves only integer-scaled models: some demands, quotas or capacities "
+                "are not whole units; use another solver or express amounts in smaller units"
             )
-        out = LinearModel(**{**model.__dict__, "integer": np.ones_like(model.integer)})
-        return out
+        lower = np.ceil(model.lower - 1e-9)
+        upper = np.floor(model.upper + 1e-9)
+        return LinearModel(
+            **{
+                **model.__dict__,
+                "integer": np.ones_like(model.integer),
+                "lower": lower,
+                "upper": np.maximum(upper, lower),
+            }
+        )
 
     def parameters(self, options: SolveOptions) -> list[str]:
         """CP-SAT parameters (protobuf text)."""

@@ -1,0 +1,330 @@
+"""How the negotiation model is solved: decomposition, lazy time-to-live rows, fast mode.
+
+- **Decomposition.** Without extensions, resources share no constraint (capacity, pool,
+  coverage and limits are all per resource), so the model splits into one independent model per
+  resource; objectives and bounds add up. Extensions (provisioning moves a workload's demand of
+  every resource at once) couple them, and the model is solved whole.
+- **Lazy time-to-live.** Binaries that enforce a shadow quota's time-to-live are added only for
+  the (account, resource) pairs whose solution breaks it, and the model is solved again. A model
+  with fewer such rows is a relaxation, so every round's bound is valid; when no pair breaks the
+  rule the solution is optimal for the full model.
+- **Fast mode.** Solve the LP relaxation, round the binaries (each block's rounder from
+  ``model.meta["rounders"]``, else to the nearest integer), force a shadow gap where a run is too
+  long, fix them and solve the LP again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from models import Status
+from planner.backends import Backend, SolveOptions, SolveResult, get_backend
+from planner.formulation import Extension, LinearModel, ProblemData, build_model
+from planner.formulation.core import FloatArray
+
+SHADOW_EPS = 1e-6
+BASE_BLOCKS = {"quota": 2, "churn": 2, "shadow": 3, "lend": 3, "borrow": 3, "unmet": 3}
+MAX_ROUNDS = 4
+_WORST = [Status.OPTIMAL, Status.FEASIBLE, Status.UNBOUNDED, Status.INFEASIBLE, Status.ERROR]
+
+
+@dataclass
+class Solution:
+    """The solved negotiation, resources put back together.
+
+    ``values`` holds the base blocks in full shape (``quota``/``churn``: accounts x resources;
+    the rest: accounts x resources x periods); ``duals`` (when an LP gave them) holds
+    ``coverage`` (a, r, t) and ``capacity`` (r, t) row duals; ``models``/``xs`` keep each part's
+    model and solution vector (one part when the model was solved whole).
+    """
+
+    status: Status
+    solver: str
+    objective: float = math.inf
+    bound: float | None = None
+    values: dict[str, FloatArray] = field(default_factory=dict)
+    duals: dict[str, FloatArray] | None = None
+    build_seconds: float = 0.0
+    solve_seconds: float = 0.0
+    messages: list[str] = field(default_factory=list)
+    models: list[LinearModel] = field(default_factory=list)
+    xs: list[FloatArray | None] = field(default_factory=list)
+
+    @property
+    def gap(self) -> float | None:
+        """Relative gap ``(objective - bound) / max(1, |objective|)``."""
+        if self.bound is None or not math.isfinite(self.objective):
+            return None
+        return max(0.0, (self.objective - self.bound) / max(1.0, abs(self.objective)))
+
+
+def subset(data: ProblemData, resources: Sequence[int]) -> ProblemData:
+    """``data`` restricted to the resources at positions ``resources``."""
+    idx = np.asarray(resources, dtype=np.int64)
+    out = dataclasses.replace(
+        data,
+        resources=[data.resources[j] for j in idx],
+        demand=data.demand[:, idx],
+        quota0=data.quota0[:, idx],
+        floor=data.floor[:, idx],
+        ceiling=data.ceiling[:, idx],
+        borrow_limit=data.borrow_limit[:, idx],
+        lend_limit=data.lend_limit[:, idx],
+        capacity=data.capacity[idx],
+        reserve=data.reserve[idx],
+        unit_cost=data.unit_cost[idx],
+        carry=data.carry[:, idx],
+        committed_lend=data.committed_lend[:, idx],
+        committed_borrow=data.committed_borrow[:, idx],
+        ttl_mask=None if data.ttl_mask is None else data.ttl_mask[:, idx],
+    )
+    return out
+
+
+def ttl_breaks(shadow: FloatArray, carry: npt.NDArray[np.int64], ttl: int) -> npt.NDArray[np.bool_]:
+    """(account, resource) pairs whose shadow runs longer than ``ttl`` periods (carry included)."""
+    on = shadow > SHADOW_EPS
+    run = carry.astype(np.int64).copy()
+    bad = np.zeros(on.shape[:2], dtype=bool)
+    for t in range(on.shape[2]):
+        run = np.where(on[:, :, t], run + 1, 0)
+        bad |= run > ttl
+    return bad
+
+
+def ttl_gaps(shadow: FloatArray, carry: npt.NDArray[np.int64], ttl: int) -> npt.NDArray[np.bool_]:
+    """Periods where a shadow must be forced to zero so that no run outlives ``ttl``.
+
+    Walks each breaking pair left to right; when a run would exceed the time-to-live, the
+    period with the smallest shadow among the run's last ``ttl + 1`` periods becomes the gap.
+    """
+    gaps = np.zeros(shadow.shape, dtype=bool)
+    n_t = shadow.shape[2]
+    for a, r in zip(*np.nonzero(ttl_breaks(shadow, carry, ttl)), strict=True):
+        vals = shadow[a, r]
+        run_start = -int(carry[a, r])  # virtual start of the current run
+        for t in range(n_t):
+            if vals[t] <= SHADOW_EPS or gaps[a, r, t]:
+                run_start = t + 1
+                continue
+            if t - run_start + 1 > ttl:
+                window = [p for p in range(max(0, t - ttl), t + 1) if not gaps[a, r, p]]
+                p = min(window, key=lambda k: vals[k])
+                gaps[a, r, p] = True
+                run_start = p + 1
+    return gaps
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(deadline - time.perf_counter(), 0.01)
+
+
+def _run(backend: Backend, model: LinearModel, options: SolveOptions) -> SolveResult:
+    try:
+        return backend.solve(model, options)
+    except Exception as exc:  # a backend must never crash the planner; report it instead
+        return SolveResult(Status.ERROR, backend.name, message=f"{backend.name} failed: {exc}")
+
+
+def _with_options(options: SolveOptions, deadline: float | None) -> SolveOptions:
+    return dataclasses.replace(options, time_limit=_remaining(deadline))
+
+
+def _fix_integers(model: LinearModel, x: FloatArray) -> LinearModel:
+    """Round the integer columns (block rounders first) and fix them."""
+    lower, upper = model.lower.copy(), model.upper.copy()
+    rounders: dict[str, Callable[[LinearModel, FloatArray], FloatArray]] = model.meta.get(
+        "rounders", {}
+    )
+    for name, blk in model.blocks.items():
+        if not blk.integer:
+            continue
+        sl = slice(blk.offset, blk.offset + blk.size)
+        if name in rounders:
+            vals = np.asarray(rounders[name](model, x), dtype=np.float64).ravel()
+        elif name == "shadow_on":
+            vals = np.ones(blk.size)  # shadows are kept off by the gaps in their bounds
+        else:
+            vals = np.round(x[sl])
+        vals = np.clip(vals, model.lower[sl], model.upper[sl])
+        lower[sl] = vals
+        upper[sl] = vals
+    return model.relaxed().with_bounds(lower, upper)
+
+
+def _shadow_gap_bounds(model: LinearModel, gaps: npt.NDArray[np.bool_]) -> LinearModel:
+    upper = model.upper.copy()
+    blk = model.blocks["shadow"]
+    sl = upper[blk.offset : blk.offset + blk.size].reshape(blk.shape)
+    sl[gaps] = 0.0
+    return model.with_bounds(model.lower, upper)
+
+
+def _solve_fast(
+    data: ProblemData,
+    model: LinearModel,
+    lp_backend: Backend,
+    options: SolveOptions,
+    deadline: float | None,
+) -> tuple[SolveResult, LinearModel]:
+    """LP relaxation, rounding, shadow gaps, LP again; the relaxation's value is the bound."""
+    ttl = data.org.rules.shadow_ttl_periods
+    lp = model.relaxed()
+    first = _run(lp_backend, lp, _with_options(options, deadline))
+    if first.x is None:
+        return first, model
+    bound = first.objective
+    fixed = _fix_integers(model, first.x) if model.is_mip else lp
+    result = _run(lp_backend, fixed, _with_options(options, deadline)) if model.is_mip else first
+    gaps = np.zeros(data.demand.shape, dtype=bool)
+    for _ in range(len(data.periods)):
+        if result.x is None:
+            return result, model
+        new = ttl_gaps(model.values("shadow", result.x), data.carry, ttl)
+        if not new.any():
+            break
+        gaps |= new
+        result = _run(lp_backend, _shadow_gap_bounds(fixed, gaps), _with_options(options, deadline))
+    if result.x is None:
+        return result, model
+    status = (
+        Status.OPTIMAL
+        if result.objective <= bound + 1e-9 * max(1.0, abs(bound))
+        else (Status.FEASIBLE)
+    )
+    return dataclasses.replace(result, status=status, bound=bound), model
+
+
+def solve_part(
+    data: ProblemData,
+    backend: Backend,
+    options: SolveOptions,
+    *,
+    fast: bool,
+    extensions: Sequence[Extension],
+    deadline: float | None,
+    lp_backend: Backend,
+) -> tuple[SolveResult, LinearModel, float, list[str]]:
+    """Solve one part (all resources or one) with lazy time-to-live rounds."""
+    ttl = data.org.rules.shadow_ttl_periods
+    messages: list[str] = []
+    build = 0.0
+    data = dataclasses.replace(data, ttl_mask=np.zeros(data.carry.shape, dtype=bool))
+    result: SolveResult | None = None
+    model: LinearModel | None = None
+    for round_no in range(MAX_ROUNDS + 1):
+        model = build_model(data, extensions)
+        build += model.build_seconds
+        if fast:
+            return (*_solve_fast(data, model, lp_backend, options, deadline), build, messages)
+        result = _run(backend, model, _with_options(options, deadline))
+        if result.x is None:
+            return result, model, build, messages
+        shadow = model.values("shadow", result.x)
+        breaks = ttl_breaks(shadow, data.carry, ttl)
+        if not breaks.any():
+            return result, model, build, messages
+        # Pairs active in more periods than the time-to-live could break it in an equally good
+        # solution of the next round: add them now rather than chase them round after round.
+        breaks |= (shadow > SHADOW_EPS).sum(axis=2) > ttl
+        assert data.ttl_mask is not None
+        if round_no == MAX_ROUNDS - 1:
+            breaks = data.demand.max(axis=2) > 0  # last round: every pair that could have one
+        messages.append(
+            f"round {round_no + 1}: {int(breaks.sum())} account/resource pairs broke the shadow "
+            "time-to-live; their binaries were added and the model solved again"
+        )
+        data = dataclasses.replace(data, ttl_mask=data.ttl_mask | breaks)
+    assert result is not None
+    assert model is not None
+    return result, model, build, messages
+
+
+def solve_negotiation(
+    data: ProblemData,
+    *,
+    solver: str | None,
+    options: SolveOptions,
+    fast: bool = False,
+    extensions: Sequence[Extension] = (),
+) -> Solution:
+    """Solve the negotiation of ``data`` and put the parts back together.
+
+    Raises
+    ------
+    ValueError
+        For an unknown solver name (the message lists the valid ones).
+    planner.backends.SolverUnavailableError
+        When the solver's library is missing.
+    """
+    backend = get_backend(solver)
+    messages: list[str] = []
+    lp_backend = backend
+    if fast and "lp" not in backend.features:
+        lp_backend = get_backend("highs")
+        messages.append(f"{backend.name} cannot solve LPs; fast mode used highs for them")
+    if not fast and "mip" not in backend.features:
+        fast = True
+        messages.append(f"{backend.name} solves LPs only: fast mode (LP, round, re-solve) used")
+    deadline = None if options.time_limit is None else time.perf_counter() + options.time_limit
+    n_a, n_r, n_t = data.shape
+    parts = [list(range(n_r))] if extensions else [[j] for j in range(n_r)]
+    values = {
+        name: np.zeros((n_a, n_r) if dims == 2 else (n_a, n_r, n_t))
+        for name, dims in BASE_BLOCKS.items()
+    }
+    duals: dict[str, FloatArray] | None = {
+        "coverage": np.zeros((n_a, n_r, n_t)),
+        "capacity": np.zeros((n_r, n_t)),
+    }
+    sol = Solution(Status.OPTIMAL, backend.name, objective=0.0, bound=0.0, values=values)
+    t0 = time.perf_counter()
+    for k, part in enumerate(parts):
+        share = None
+        if deadline is not None:
+            share = time.perf_counter() + (deadline - time.perf_counter()) / (len(parts) - k)
+        pdata = subset(data, part) if len(parts) > 1 else data
+        res, model, build, msgs = solve_part(
+            pdata,
+            backend,
+            options,
+            fast=fast,
+            extensions=extensions,
+            deadline=share,
+            lp_backend=lp_backend,
+        )
+        sol.build_seconds += build
+        sol.messages.extend(msgs)
+        sol.models.append(model)
+        sol.xs.append(res.x)
+        if res.message:
+            sol.messages.append(res.message)
+        sol.status = max(sol.status, res.status, key=_WORST.index)
+        if res.x is None:
+            sol.objective = math.inf
+            sol.bound = None
+            continue
+        sol.objective += res.objective
+        sol.bound = None if sol.bound is None or res.bound is None else sol.bound + res.bound
+        for name in BASE_BLOCKS:
+            values[name][:, part] = model.values(name, res.x)
+        if duals is not None and res.duals is not None:
+            duals["coverage"][:, part] = model.row_values("coverage", res.duals)
+            duals["capacity"][part] = model.row_values("capacity", res.duals)
+        else:
+            duals = None
+    sol.solve_seconds = time.perf_counter() - t0 - sol.build_seconds
+    sol.duals = duals
+    sol.messages = messages + sol.messages
+    if sol.status is Status.OPTIMAL and sol.gap is not None and sol.gap > options.relative_gap:
+        sol.status = Status.FEASIBLE
+    return sol

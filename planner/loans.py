@@ -1,0 +1,222 @@
+"""Bilateral loan records from the pool solution.
+
+The model lends and borrows through the parent's pool (``lend[a,r,t]``, ``borrow[a,r,t]``:
+O(accounts) variables instead of O(accounts^2)). Per resource and period, a small transport
+problem matches lenders to borrowers at a cost that prefers, in order, the pair that already
+had a loan in the previous period (so records last) and dependency peers (accounts that depend
+on each other, directly or through their workloads). Consecutive periods of the same pair and
+amount become one :class:`models.Loan`; a record never lasts more than
+``rules.loan_max_periods`` (counted from its original start when it continues a loan in force).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import numpy as np
+from scipy.optimize import linprog
+
+from models import Loan, NeedProfile, Organisation
+from planner.formulation.core import FloatArray
+
+EPS = 1e-6
+#: Above this many lender x borrower pairs the transport is solved greedily (same preferences).
+EXACT_PAIRS = 400
+
+
+def dependency_peers(org: Organisation) -> set[tuple[str, str]]:
+    """Unordered account pairs that depend on each other (account or workload edges)."""
+    owner = {w.id: w.account for w in org.workloads}
+    peers: set[tuple[str, str]] = set()
+    for a in org.accounts:
+        for dep in a.dependencies:
+            peers.add((a.id, dep))
+            peers.add((dep, a.id))
+    for e in org.edges:
+        u, v = owner.get(e.source, e.source), owner.get(e.target, e.target)
+        if u != v:
+            peers.add((u, v))
+            peers.add((v, u))
+    return peers
+
+
+def transport(supply: FloatArray, demand: FloatArray, cost: FloatArray) -> FloatArray:
+    """Flows ``f[i, j] >= 0`` with row sums ``supply`` and column sums ``demand``, cheap first.
+
+    Exact (an LP) when small, else greedy over pairs in cost order then by size. The totals are
+    made equal first (the pool balances up to solver tolerance).
+    """
+    total = min(supply.sum(), demand.sum())
+    if total <= EPS:
+        return np.zeros((supply.size, demand.size))
+    supply = supply * (total / supply.sum())
+    demand = demand * (total / demand.sum())
+    n, m = supply.size, demand.size
+    if n * m <= EXACT_PAIRS:
+        a_eq = np.zeros((n + m, n * m))
+        for i in range(n):
+            a_eq[i, i * m : (i + 1) * m] = 1.0
+        for j in range(m):
+            a_eq[n + j, j::m] = 1.0
+        res = linprog(
+            cost.ravel() + 1e-9,
+            A_eq=a_eq,
+            b_eq=np.concatenate([supply, demand]),
+            bounds=(0, None),
+            method="highs",
+        )
+        if res.status == 0:
+            flows = np.asarray(res.x).reshape(n, m)
+            flows[flows < EPS] = 0.0
+            return flows
+    flows = np.zeros((n, m))
+    left_s, left_d = supply.copy(), demand.copy()
+    preferred = np.argwhere(cost < cost.max()) if cost.size else np.zeros((0, 2), int)
+    keys = cost[preferred[:, 0], preferred[:, 1]] if preferred.size else np.zeros(0)
+    for i, j in preferred[np.argsort(keys, kind="stable")]:
+        amount = min(left_s[i], left_d[j])
+        if amount > EPS:
+            flows[i, j] += amount
+            left_s[i] -= amount
+            left_d[j] -= amount
+    # The rest: largest first, north-west corner (O(n + m) pairs).
+    rows = [int(i) for i in np.argsort(-left_s) if left_s[i] > EPS]
+    cols = [int(j) for j in np.argsort(-left_d) if left_d[j] > EPS]
+    i = j = 0
+    while i < len(rows) and j < len(cols):
+        amount = min(left_s[rows[i]], left_d[cols[j]])
+        flows[rows[i], cols[j]] += amount
+        left_s[rows[i]] -= amount
+        left_d[cols[j]] -= amount
+        if left_s[rows[i]] <= EPS:
+            i += 1
+        if left_d[cols[j]] <= EPS:
+            j += 1
+    return flows
+
+
+def loan_records(
+    org: Organisation,
+    accounts: list[str],
+    resources: list[str],
+    periods: list[datetime],
+    lend: FloatArray,
+    borrow: FloatArray,
+    kept: FloatArray,
+    need: FloatArray,
+) -> list[Loan]:
+    """Loan records from the pool solution.
+
+    Parameters
+    ----------
+    org
+        The organisation (rules, peers, loans in force).
+    accounts, resources, periods
+        Axis labels of the arrays.
+    lend, borrow
+        Pool solution, (account, resource, period).
+    kept
+        What each account keeps for itself (quota + shadow - lent), same shape.
+    need
+        Each account's high-quantile demand, same shape: a loan whose lender's need stays
+        below what it kept is returned only at expiry; otherwise ``reclaim="lender_need"``.
+    """
+    rules = org.rules
+    step = periods[1] - periods[0] if len(periods) > 1 else None
+    if step is None:
+        from datetime import timedelta
+
+        step = timedelta(minutes=rules.period_minutes)
+    end = periods[-1] + step
+    peers = dependency_peers(org)
+    n_a, n_r, n_t = lend.shape
+    in_force = {
+        (loan.lender, loan.borrower, loan.resource): loan
+        for loan in org.state.loans
+        if loan.until >= periods[0]
+    }
+    index = {a: i for i, a in enumerate(accounts)}
+    peer = np.zeros((n_a, n_a), dtype=bool)
+    for pa, pb in peers:
+        if pa in index and pb in index:
+            peer[index[pa], index[pb]] = True
+    flows: dict[tuple[int, int, int], FloatArray] = {}
+    for r in range(n_r):
+        prev = np.zeros((n_a, n_a), dtype=bool)
+        for lo, bo, res_name in in_force:
+            if res_name == resources[r]:
+                prev[index[lo], index[bo]] = True
+        for t in range(n_t):
+            lenders = np.flatnonzero(lend[:, r, t] > EPS)
+            borrowers = np.flatnonzero(borrow[:, r, t] > EPS)
+            nxt = np.zeros((n_a, n_a), dtype=bool)
+            if lenders.size and borrowers.size:
+                sub = np.ix_(lenders, borrowers)
+                cost = 2.0 - peer[sub] - 1.5 * prev[sub]
+                f = transport(lend[lenders, r, t], borrow[borrowers, r, t], cost)
+                for i, j in zip(*np.nonzero(f), strict=True):
+                    key = (int(lenders[i]), int(borrowers[j]), r)
+                    flows.setdefault(key, np.zeros(n_t))[t] = f[i, j]
+                    nxt[key[0], key[1]] = True
+            prev = nxt
+    loans: list[Loan] = []
+    for (li, bj, ri), series in flows.items():
+        lender, borrower, res = accounts[li], accounts[bj], resources[ri]
+        t = 0
+        while t < n_t:
+            amount = series[t]
+            if amount <= EPS:
+                t += 1
+                continue
+            old = in_force.get((lender, borrower, res)) if t == 0 else None
+            continues = old is not None and abs(old.amount - amount) <= 1e-6 * max(1.0, amount)
+            start = old.start if continues and old is not None else periods[t]
+            used = round((periods[t] - start) / step)
+            u = t
+            while (
+                u < n_t
+                and abs(series[u] - amount) <= 1e-6 * max(1.0, amount)
+                and u - t + used < rules.loan_max_periods
+            ):
+                u += 1
+            until = periods[u] if u < n_t else end
+            short = bool((need[li, ri, t:u] > kept[li, ri, t:u] + EPS).any())
+            loans.append(
+                Loan(
+                    id=old.id
+                    if continues and old is not None and old.id
+                    else f"loan-{res}-{lender}-{borrower}-{periods[t]:%Y%m%dT%H%M}",
+                    lender=lender,
+                    borrower=borrower,
+                    resource=res,
+                    amount=float(amount),
+                    start=start,
+                    until=until,
+                    reclaim="expiry" if not short else "lender_need",
+                )
+            )
+            t = u
+    loans.sort(key=lambda x: (x.start, x.resource, x.lender, x.borrower))
+    return loans
+
+
+def high_quantile_need(
+    profiles: Mapping[str, NeedProfile], accounts: list[str], resources: list[str], n_t: int
+) -> FloatArray:
+    """The highest forecast quantile per account, resource and period (target when none)."""
+    out = np.zeros((len(accounts), len(resources), n_t))
+    for i, a in enumerate(accounts):
+        prof = profiles.get(a)
+        if prof is None:
+            continue
+        for j, r in enumerate(resources):
+            rd = prof.demand.get(r)
+            if rd is None:
+                continue
+            values = rd.quantiles[max(rd.quantiles)] if rd.quantiles else rd.target
+            arr = np.asarray(values[:n_t], dtype=np.float64)
+            out[i, j, : arr.size] = arr
+            if arr.size < n_t and arr.size:
+                out[i, j, arr.size :] = arr[-1]
+    return out

@@ -1,0 +1,92 @@
+"""The backend registry, and every backend on small hand-checkable models."""
+
+from __future__ import annotations
+
+import pytest
+from test_mip_cases import START, loan_case, priority_case, shadow_case
+
+from models import Status
+from planner.backends import REGISTRY, SolveOptions, available_backends, get_backend
+from planner.formulation import build_model, problem_data
+from planner.mip import plan_mip
+from planner.verify import verify_plan
+
+EPS = 1e-4  # formulation.data.EPSILON_COST
+
+
+def test_unknown_name_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match="valid names: highs, scip") as err:
+        get_backend("gurobi-please")
+    for name in REGISTRY:
+        assert name in str(err.value)
+
+
+def test_default_is_highs_and_features_are_declared() -> None:
+    assert get_backend(None).name == "highs"
+    for cls in REGISTRY.values():
+        assert cls.features, cls.name
+        assert {"mip", "lp"} & cls.features, cls.name
+    assert "highs" in available_backends(mip_only=True)
+    assert "glop" not in available_backends(mip_only=True)
+
+
+def test_loans_hand_checked(solver: str) -> None:
+    org, profiles = loan_case()
+    plan = plan_mip(org, profiles, start=START, solver=solver, time_limit=30)
+    assert plan.report.status in (Status.OPTIMAL, Status.FEASIBLE), plan.report
+    # 3 units lent each way for two periods: 12 unit-periods at the premium (+ 2 epsilons).
+    assert plan.report.objective == pytest.approx(12 * (0.05 + 2 * EPS), abs=1e-3)
+    assert not plan.unmet
+    assert verify_plan(org, plan, profiles) == []
+    lent = {
+        (x.lender, x.borrower): x.amount * ((x.until - x.start).seconds // 3600) for x in plan.loans
+    }
+    assert lent == {("B", "A"): pytest.approx(6.0), ("A", "B"): pytest.approx(6.0)}
+
+
+def test_shadow_hand_checked(solver: str) -> None:
+    org, profiles = shadow_case(ttl=6)
+    plan = plan_mip(org, profiles, start=START, solver=solver, time_limit=30)
+    # A shadow of 2 for 4 periods (premium 0.1 + epsilon) beats a quota change (churn 0.5 x 2).
+    assert plan.report.objective == pytest.approx(8 * (0.1 + EPS), abs=1e-3)
+    assert [(s.amount, s.start, s.until) for s in plan.shadow_quotas] == [
+        (pytest.approx(2.0), START, START.replace(hour=4))
+    ]
+    assert verify_plan(org, plan, profiles) == []
+
+
+def test_shadow_ttl_binds(solver: str) -> None:
+    org, profiles = shadow_case(ttl=2)
+    plan = plan_mip(org, profiles, start=START, solver=solver, time_limit=30)
+    # No shadow may last 4 periods: raising the quota by 2 (churn 1.0) is now optimal.
+    assert plan.report.objective == pytest.approx(1.0, abs=1e-3)
+    assert plan.quota("A", "cpu") == pytest.approx(12.0)
+    assert verify_plan(org, plan, profiles) == []
+
+
+def test_priority_decides(solver: str) -> None:
+    org, profiles = priority_case()
+    plan = plan_mip(org, profiles, start=START, solver=solver, time_limit=30)
+    assert plan.quota("hi", "cpu") == pytest.approx(8.0, abs=1e-6)
+    assert plan.quota("lo", "cpu") == pytest.approx(2.0, abs=1e-6)
+    assert plan.unmet == {"lo": {"cpu": pytest.approx(18.0)}}
+    denied = [b for b in plan.bids if b.account == "lo"]
+    assert denied[0].outcome == "denied"
+    assert "priority" in denied[0].reason or "capacity" in denied[0].reason
+
+
+def test_backends_agree_on_a_generated_model() -> None:
+    from planner.formulation.synthetic import make_organisation
+
+    org, profiles = make_organisation(6, 2, 6, seed=3, integral=True)
+    model = build_model(problem_data(org, profiles, start=START.replace(month=1, day=5)))
+    objectives = {}
+    for name in available_backends():
+        if name == "cpsat":
+            continue  # the integer-scaled model is a restriction: checked on the hand cases
+        res = get_backend(name).solve(model, SolveOptions(time_limit=30))
+        assert res.status is Status.OPTIMAL, (name, res.message)
+        assert model.violations(res.x) == [], name
+        objectives[name] = res.objective
+    values = list(objectives.values())
+    assert max(values) - min(values) <= 1e-4 * max(1.0, abs(min(values))), objectives

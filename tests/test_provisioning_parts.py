@@ -166,3 +166,39 @@ def test_provisioning_for_returns_none_when_nothing_can_move() -> None:
         update={"rules": case.org.rules.model_copy(update={"max_new_accounts": 0})}
     )
     assert provisioning_for(no) is None
+
+
+def test_fast_mode_rounders_give_a_verified_plan() -> None:
+    from planner.backends import SolveOptions, get_backend
+    from planner.formulation import build_model, problem_data
+    from planner.provision import ProvisioningExtension
+    from planner.provision.joint import JointResult, extract_provisioning
+
+    nodes = pd.read_csv(GRAPHS / "nodes.csv")
+    edges = pd.read_csv(GRAPHS / "edges.csv")
+    n = nodes[nodes.graph == "n40-seed1"].drop(columns="graph")
+    e = edges[edges.graph == "n40-seed1"].drop(columns="graph")
+    case = overloaded_case(*tables_to_models(n, e), seed=2, overload=1.6)
+    data = problem_data(case.org, case.profiles, start=case.start)
+    model = build_model(data, extensions=[ProvisioningExtension(case.org, case.demand)])
+    backend = get_backend()
+    lp = backend.solve(model.relaxed(), SolveOptions())
+    assert lp.x is not None
+    lower, upper = model.lower.copy(), model.upper.copy()
+    for name, rounder in model.meta["rounders"].items():
+        block = model.blocks[name]
+        values = rounder(model, lp.x)
+        lower[block.offset : block.offset + block.size] = values
+        upper[block.offset : block.offset + block.size] = values
+    fixed = model.with_bounds(lower, upper)
+    res = backend.solve(fixed, SolveOptions())
+    assert res.x is not None
+    out = extract_provisioning(fixed, res.x)
+    assert out.new_accounts  # the account is 1.6x over its ceiling: something opens
+    result = JointResult(fixed, data, res, out, model.meta["provisioning"].coarse)
+    assert verify_provisioning(case.org, joint_plan(result)) == []
+    placed = fixed.values("place", res.x)
+    per_cluster: dict[int, float] = {}
+    for p, (c, _) in enumerate(model.meta["provisioning"].pairs):
+        per_cluster[c] = per_cluster.get(c, 0.0) + placed[p]
+    assert max(per_cluster.values()) <= 1.0 + 1e-9

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models import AccountTemplate, Organisation
-from planner.formulation.core import FloatArray, IntArray, LinearModel, ModelBuilder
+from planner.formulation.core import FloatArray, IntArray, ModelBuilder
 from planner.formulation.data import ProblemData
 from planner.provision.coarsen import Coarsening
+from planner.provision.rounding import round_open, round_place
 
 K, R, T = "candidate", "resource", "period"
 
@@ -508,29 +509,6 @@ def define_max_new_accounts(b: ModelBuilder, d: ProblemData, lay: ProvisioningLa
     arr = np.array(order, dtype=np.int64)
     b.add_terms("open_order", "open", g.index(), arr[:, 0], 1.0)
     b.add_terms("open_order", "open", g.index(), arr[:, 1], -1.0)
-
-
-def round_place(model: LinearModel, x: FloatArray) -> FloatArray:
-    """Fast-mode rounding of ``place``: each cluster to its largest LP value when it is >= 0.5."""
-    lay: ProvisioningLayout = model.meta["provisioning"]
-    vals = model.values("place", x)
-    out = np.zeros_like(vals)
-    best: dict[int, int] = {}
-    for p, (c, _) in enumerate(lay.pairs):
-        if vals[p] >= 0.5 - 1e-9 and (c not in best or vals[p] > vals[best[c]]):
-            best[c] = p
-    out[list(best.values())] = 1.0
-    return out
-
-
-def round_open(model: LinearModel, x: FloatArray) -> FloatArray:
-    """Fast-mode rounding of ``open``: open exactly the candidates the rounded places use."""
-    lay: ProvisioningLayout = model.meta["provisioning"]
-    placed = round_place(model, x)
-    out = np.zeros(len(lay.candidates))
-    for p, (_, k) in enumerate(lay.pairs):
-        out[k] = max(out[k], placed[p])
-    return out
 
 
 FAMILIES = (

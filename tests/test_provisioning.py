@@ -262,3 +262,18 @@ def test_hard_thresholds_force_an_opening_even_when_it_is_dear() -> None:
     assert "new_min_coverage" in res.model.families
     assert res.unmet_total <= 0.05 * 130.0 * H + 1e-6
     assert verify_provisioning(case.org, joint_plan(res)) == []
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_negotiation_engine_takes_the_extension(fast: bool) -> None:
+    from planner.mip import plan_mip
+    from planner.provision import ProvisioningExtension
+    from planner.verify import verify_plan
+
+    case = make_case()
+    ext = ProvisioningExtension(case.org, case.demand)
+    plan = plan_mip(case.org, case.profiles, start=case.start, extensions=[ext], fast=fast)
+    assert plan.report.fallback is None
+    assert [a.id for a in plan.new_accounts] == ["web+new1"]
+    assert {m.workload for m in plan.migrations} == {"a1", "a2"}
+    assert verify_plan(case.org, plan, case.profiles) == []

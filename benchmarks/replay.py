@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             time_limit=args.time_limit,
             checkpoint=(RESULTS / "replay" / sc.name / "checkpoint") if args.checkpoint else None,
             on_cycle=tick,
+            on_error="keep",
         )
         wall = time.perf_counter() - t0
         tables = run_tables(replay)
@@ -170,6 +171,7 @@ def _summary(
     if not tg:
         return f"- {name}: targets not evaluated (needs greedy, kueue, mip and oracle)"
     fb = int(m.loc["mip", "fallback_cycles"]) if "fallback_cycles" in m else 0
+    err = int(m.loc["mip", "error_cycles"]) if "error_cycles" in m else 0
     yes = {True: "met", False: "NOT met"}
     return (
         f"- {name} ({cfg['start']} .. {cfg['end']}, {wall:.0f} s): mip throttles "
@@ -177,7 +179,8 @@ def _summary(
         f"{100 * tg['cut_vs_kueue']:.1f} % less than kueue ({yes[bool(tg['met_kueue'])]}); "
         f"idle mip/greedy {tg['idle_vs_greedy']:.3f}, mip/kueue {tg['idle_vs_kueue']:.3f}; "
         f"closes {100 * tg['gap_closed']:.1f} % of the kueue-oracle gap ({yes[bool(tg['met_gap'])]})"
-        + (f"; NOTE: {fb} mip cycles fell back to greedy" if fb else "")
+        + (f"; NOTE: {fb} mip cycles fell back (to greedy, or kept the state)" if fb else "")
+        + (f", {err} of them because planning raised an error" if err else "")
     )
 
 
@@ -185,7 +188,7 @@ def _markdown(table: pd.DataFrame, lines: list[str], args: argparse.Namespace) -
     cols = ["scenario", "policy", "throttled_share", "idle_share"]
     cols += [c for c in table.columns if c.startswith("throttled_pct_")]
     cols += ["violation_hours", "loans", "loans_reclaimed", "shadows", "accounts_opened"]
-    cols += ["workloads_moved", "seconds_per_cycle", "fallback_cycles"]
+    cols += ["workloads_moved", "seconds_per_cycle", "fallback_cycles", "error_cycles"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = ""
     for r in table[cols].itertuples(index=False):

@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (resumes)")
     p.add_argument("--solver", default=None, help="backend for the program (mip, oracle)")
     p.add_argument("--time-limit", type=float, default=None, help="seconds per solve")
+    p.add_argument(
+        "--on-error",
+        choices=("keep", "raise"),
+        default="keep",
+        help="a failing planning cycle keeps the policy's state and is logged (keep, default) "
+        "or stops the replay (raise)",
+    )
     p.add_argument("--out", type=Path, default=None, help="write tables and the report here")
     p.set_defaults(func=handle)
 
@@ -72,6 +79,7 @@ def handle(args: argparse.Namespace) -> int:
             solver=args.solver,
             time_limit=args.time_limit,
             on_cycle=tick,
+            on_error=args.on_error,
         )
         tables = run_tables(replay)
     resources = org.resource_names

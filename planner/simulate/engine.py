@@ -14,6 +14,7 @@ the same metrics as one run straight through (only the measured seconds differ).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,7 @@ def simulate(
     solver: str | None = None,
     time_limit: float | None = None,
     on_cycle: Callable[[int, int, str], None] | None = None,
+    on_error: str = "raise",
 ) -> Replay:
     """Replay ``usage`` through time under each policy.
 
@@ -103,6 +105,11 @@ def simulate(
         Passed to the program's solver.
     on_cycle
         Called with ``(cycle, n_cycles, policy)`` as each policy's cycle starts.
+    on_error
+        ``"raise"`` (default): a planning cycle that raises stops the replay. ``"keep"``: the
+        policy keeps its current quotas, loans and shadow quotas for that cycle and the error
+        is logged in its cycle row (``status`` "error", ``fallback`` the message), so one
+        failing solve does not end a month-long replay.
 
     Returns
     -------
@@ -115,6 +122,8 @@ def simulate(
         On an unknown policy, a cycle or horizon that is not a whole number of periods, or an
         empty window.
     """
+    if on_error not in ("raise", "keep"):
+        raise ValueError(f"on_error must be 'raise' or 'keep', got {on_error!r}")
     names = [get_policy(p).name for p in policies]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"policies must be distinct names, got {list(policies)}")
@@ -175,7 +184,20 @@ def simulate(
                 continue
             if on_cycle:
                 on_cycle(c, n_cycles, name)
-            _run_cycle(state, name, trace, now, a, b, lo, history_steps, shared, solver, time_limit)
+            _run_cycle(
+                state,
+                name,
+                trace,
+                now,
+                a,
+                b,
+                lo,
+                history_steps,
+                shared,
+                solver,
+                time_limit,
+                on_error,
+            )
             state.cycle = c + 1
             if checkpoint and (state.cycle % checkpoint_every == 0 or state.cycle == n_cycles):
                 save_checkpoint(checkpoint, state, config)
@@ -197,6 +219,7 @@ def _run_cycle(
     shared: SharedForecast,
     solver: str | None,
     time_limit: float | None,
+    on_error: str = "raise",
 ) -> None:
     policy = get_policy(name)
     expire(state, now)
@@ -209,7 +232,20 @@ def _run_cycle(
         if policy.method.startswith("mip") and not any(w.endswith("/*") for w in trace.workloads):
             per_workload = trace.workload_history(state.placement, h0, a)
         ctx = CycleContext(now, trace, history, accounts, shared, solver, time_limit, per_workload)
-        plan, row = decide(policy, state, ctx)
+        t0 = time.perf_counter()
+        try:
+            plan, row = decide(policy, state, ctx)
+        except Exception as exc:  # any solver or model failure: keep the state, log it
+            if on_error == "raise":
+                raise
+            plan = None
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            row = {
+                "method": policy.method,
+                "status": "error",
+                "fallback": f"planning failed, state kept: {type(exc).__name__}: {first}"[:300],
+                "seconds": time.perf_counter() - t0,
+            }
         if plan is not None:
             apply_plan(state, plan, now)
     accounts = tuple(state.org.account_ids)

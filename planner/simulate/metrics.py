@@ -144,5 +144,11 @@ def policy_metrics(replay: Replay) -> pd.DataFrame:
             else pd.Series([], dtype=str)
         )
         row["fallback_cycles"] = int((fb != "").sum())
+        st = (
+            mine["status"].astype(str)
+            if len(mine) and "status" in mine
+            else pd.Series([], dtype=str)
+        )
+        row["error_cycles"] = int((st == "error").sum())
         rows.append(row)
     return pd.DataFrame(rows)

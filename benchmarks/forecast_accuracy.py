@@ -38,6 +38,7 @@ from planner.forecast import (  # noqa: E402
     AutoForecaster,
     GlobalGradientBoosting,
     SeasonalNaive,
+    default_candidates,
     rolling_origin,
     score_forecasts,
 )
@@ -115,14 +116,23 @@ def eligible(long: pd.DataFrame, test_start: pd.Timestamp) -> pd.DataFrame:
     return keys.to_frame(index=False)
 
 
-def our_methods(seed: int) -> dict[str, Callable[[], object]]:
-    """The forecasters under test, by row name."""
+def our_methods(seed: int, quick: bool = False) -> dict[str, Callable[[], object]]:
+    """The forecasters under test, by row name (``quick``: a lighter global model)."""
+    light = {"max_iter": 30, "max_samples": 5000} if quick else {}
+
+    def global_model() -> GlobalGradientBoosting:
+        return GlobalGradientBoosting(random_state=seed, **light)  # type: ignore[arg-type]
+
+    def auto() -> AutoForecaster:
+        cands = [*default_candidates(seed)[:3], global_model()]
+        return AutoForecaster(candidates=cands, random_state=seed)
+
     return {
         "seasonal naive (daily)": lambda: SeasonalNaive(season=24),
         "seasonal naive (weekly)": lambda: SeasonalNaive(season=168, fallback_season=24),
         "EWM (alpha 0.1)": lambda: EWM(alpha=0.1),
-        "global GBM (ours)": lambda: GlobalGradientBoosting(random_state=seed),
-        "automatic choice (ours)": lambda: AutoForecaster(random_state=seed),
+        "global GBM (ours)": global_model,
+        "automatic choice (ours)": auto,
     }
 
 
@@ -205,7 +215,7 @@ def bench_trace(
     notes: list[str] = []
     n_series = long.groupby(IDS, observed=True).ngroups
     print(f"{trace}: {n_series} series, {len(keys)} scored, test from {test_start}", flush=True)
-    for name, make in our_methods(args.seed).items():
+    for name, make in our_methods(args.seed, args.quick).items():
         fc, seconds = run_ours(name, make, long, test_start)
         rows.append(_row(trace, name, score(fc, long, keys, test_start), seconds))
         print(f"  {name:28s} {_fmt(rows[-1])}", flush=True)

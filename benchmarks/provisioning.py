@@ -55,6 +55,12 @@ MAX_CLUSTERS = 40
 def _row(
     case: Case, name: str, method: str, out: ProvisioningOutcome, seconds: float, **kw: Any
 ) -> dict[str, Any]:
+    unmet = placement_unmet(case.org, case.profiles, case.demand, out, start=case.start)
+    rules = case.org.rules
+    opening = sum(t.opening_cost for t in case.org.templates[:1]) * len(out.new_accounts)
+    cost = (
+        opening + out.migration_cost + rules.cut_cost * out.cut_traffic + rules.unmet_cost * unmet
+    )
     return {
         "case": name,
         "workloads": len(case.org.workloads),
@@ -63,10 +69,9 @@ def _row(
         "cut_traffic": round(out.cut_traffic, 6),
         "opened": len(out.new_accounts),
         "moved": len(out.moves),
-        "unmet": round(
-            placement_unmet(case.org, case.profiles, case.demand, out, start=case.start), 6
-        ),
+        "unmet": round(unmet, 6),
         "migration_cost": out.migration_cost,
+        "cost": round(cost, 6),
         "seconds": round(seconds, 3),
         **kw,
     }
@@ -123,27 +128,42 @@ def _baseline(case: Case, name: str, method: str) -> dict[str, Any]:
     return _row(case, name, method, out, seconds, violations=len(bad))
 
 
+PRICINGS = {"cut-first": (1000.0, 1e5), "balanced": (1.0, 100.0)}
+
+
 def comparison(data: Path, quick: bool, solver: str | None, limit: float) -> list[dict[str, Any]]:
-    """Part 1 (module docstring)."""
+    """Part 1 (module docstring), under both pricings of ``PRICINGS`` (cut_cost, unmet_cost)."""
     grid = [(40, 2, 1.3, 0), (80, 2, 1.8, 1), (150, 3, 1.3, 2), (300, 4, 1.5, 3)]
     if not quick:
         grid += [(60, 1, 1.4, 4), (120, 2, 1.6, 5), (200, 4, 1.3, 6), (400, 4, 1.8, 7)]
     rows = []
-    for n, n_acc, overload, seed in grid:
-        w, e = alibaba_workload_graph(data, n_workloads=n, seed=seed, n_accounts=n_acc)
-        case = overloaded_case(w, e, seed=seed, overload=overload, max_new_accounts=3 * n_acc)
-        name = f"n{n}-a{n_acc}-x{overload}-s{seed}"
-        row, _ = _program(case, name, "program", solver, limit, MAX_CLUSTERS)
-        rows.append(row)
-        if n <= 300:
-            fine, _ = _program(case, name, "program-uncoarsened", solver, limit, n, refine=0)
-            rows.append(fine)
-        rows.append(_baseline(case, name, "greedy-kl"))
-        rows.append(_baseline(case, name, "random"))
-        print(
-            f"{name}: program cut {row['cut_traffic']:.2f} vs KL {rows[-2]['cut_traffic']:.2f}",
-            flush=True,
-        )
+    for pricing, (cut_cost, unmet_cost) in PRICINGS.items():
+        for n, n_acc, overload, seed in grid:
+            w, e = alibaba_workload_graph(data, n_workloads=n, seed=seed, n_accounts=n_acc)
+            case = overloaded_case(
+                w,
+                e,
+                seed=seed,
+                overload=overload,
+                max_new_accounts=3 * n_acc,
+                cut_cost=cut_cost,
+                unmet_cost=unmet_cost,
+            )
+            name = f"n{n}-a{n_acc}-x{overload}-s{seed}"
+            part = [_program(case, name, "program", solver, limit, MAX_CLUSTERS)[0]]
+            if n <= 300 and pricing == "balanced":
+                part.append(
+                    _program(case, name, "program-uncoarsened", solver, limit, n, refine=0)[0]
+                )
+            part += [_baseline(case, name, "greedy-kl"), _baseline(case, name, "random")]
+            for row in part:
+                row["pricing"] = pricing
+            rows += part
+            print(
+                f"{pricing} {name}: program cut {part[0]['cut_traffic']:.3f} vs KL "
+                f"{part[-2]['cut_traffic']:.3f}",
+                flush=True,
+            )
     return rows
 
 
@@ -239,12 +259,20 @@ def summary(
     comp: pd.DataFrame, bf: pd.DataFrame, sc: pd.DataFrame, sw: pd.DataFrame, solver: str | None
 ) -> str:
     """The markdown report with the targets checked."""
-    piv = comp.pivot_table(index="case", columns="method", values="cut_traffic")
-    le = (piv["program"] <= piv["greedy-kl"] + 1e-6).all()
+    first = comp[comp.pricing == "cut-first"]
+    piv = first.pivot_table(index="case", columns="method", values="cut_traffic")
+    diff = piv["program"] - piv["greedy-kl"]
+    le = bool((diff <= 1e-6).all())
+    le_tol = bool((diff <= 0.01).all())
     rel = ((piv["greedy-kl"] - piv["program"]) / piv["greedy-kl"]).where(piv["greedy-kl"] > 0)
     mean_rel = float(rel.mean())
-    fine = comp[comp.method == "program-uncoarsened"].set_index("case")
-    coarse = comp[comp.method == "program"].set_index("case").loc[fine.index]
+    bal = comp[comp.pricing == "balanced"]
+    costs = bal.pivot_table(index="case", columns="method", values="cost")
+    cheaper = bool((costs["program"] <= costs["greedy-kl"] + 1e-6).all())
+    bcut = bal.pivot_table(index="case", columns="method", values="cut_traffic")
+    b_le = int((bcut["program"] <= bcut["greedy-kl"] + 1e-6).sum())
+    fine = bal[bal.method == "program-uncoarsened"].set_index("case")
+    coarse = bal[bal.method == "program"].set_index("case").loc[fine.index]
     loss = (coarse["objective"] - fine["objective"]) / fine["objective"].abs().clip(lower=1.0)
     big = sc[sc.method == "program"].iloc[0]
     lines = [
@@ -257,9 +285,25 @@ def summary(
         "",
         "## Targets",
         "",
-        f"- program cut <= Kernighan-Lin cut on every case: **{'yes' if le else 'NO'}**",
-        f"- mean cut reduction vs Kernighan-Lin: **{100 * mean_rel:.1f} %** over the {int(rel.notna().sum())} "
+        "Two pricings of the same cases: **cut-first** (`cut_cost` 1000 per unit of traffic, "
+        "unmet 1e5 per unit-period: splitting traffic outweighs moving workloads, the setting in "
+        "which the cut targets are defined) and **balanced** (`cut_cost` 1, unmet 100: one unit "
+        "of traffic costs about one light workload's migration, so the program trades cut for "
+        "migration). Edge traffic is rescaled to a mean of 10 per edge; migration cost 1 "
+        "(database 5, Memcached 2); opening 50.",
+        "",
+        f"- cut-first: program cut <= Kernighan-Lin cut on every case: **{'yes' if le else 'NO'}**"
+        + (
+            ""
+            if le
+            else f" (within 0.01 traffic units: **{'yes' if le_tol else 'NO'}**; "
+            f"largest excess {float(diff.max()):.4g})"
+        ),
+        f"- cut-first: mean cut reduction vs Kernighan-Lin: **{100 * mean_rel:.1f} %** over the {int(rel.notna().sum())} "
         "cases where Kernighan-Lin cuts anything (target >= 20 %)",
+        f"- balanced: program total cost (opening + migration + cut + unmet) <= Kernighan-Lin's on "
+        f"every case: **{'yes' if cheaper else 'NO'}**; its cut is <= Kernighan-Lin's on "
+        f"{b_le} / {len(bcut)} cases (elsewhere it cuts a little more to move far fewer workloads)",
         f"- brute-force agreement on small cases: **{int(bf['agree'].sum())} / {len(bf)}**",
         f"- {int(big['workloads'])} workloads coarsened and solved in **{big['seconds']:.1f} s** "
         f"(coarsen {big['coarsen_s']:.2f} s, build {big['build_s']:.2f} s, solve {big['solve_s']:.1f} s; "
@@ -276,7 +320,7 @@ def summary(
         "expanded) with every other placement fixed, so no pass has more free placement "
         f"binaries than {2 * MAX_CLUSTERS} x candidates per account.",
         "",
-        "Loss of the comparison cases, program vs the same program uncoarsened (objective, "
+        "Loss of the balanced comparison cases, program vs the same program uncoarsened (objective, "
         f"relative): mean {100 * float(loss.mean()):.2f} %, worst {100 * float(loss.max()):.2f} %; "
         f"cut traffic {coarse['cut_traffic'].sum():.2f} vs uncoarsened "
         f"{fine['cut_traffic'].sum():.2f} (summed). The sweep below shrinks the bound on "
@@ -303,6 +347,7 @@ def summary(
         _table(
             comp,
             [
+                "pricing",
                 "case",
                 "method",
                 "cut_traffic",
@@ -310,6 +355,7 @@ def summary(
                 "moved",
                 "unmet",
                 "migration_cost",
+                "cost",
                 "seconds",
                 "clusters",
                 "binaries",

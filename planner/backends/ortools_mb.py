@@ -123,6 +123,9 @@ class HighsBackend(_ModelBuilderBackend):
     def parameters(self, options: SolveOptions) -> list[str]:
         """HiGHS option lines."""
         out = [f"mip_rel_gap={options.relative_gap}", f"random_seed={options.seed}"]
+        if not options.passthrough.get("output", False):
+            # enable_output(False) alone still lets HiGHS print its banner on stdout.
+            out += ["output_flag=false", "log_to_console=false"]
         if options.threads:
             out.append(f"threads={options.threads}")
         return out

@@ -134,7 +134,7 @@ def loan_records(
     in_force = {
         (loan.lender, loan.borrower, loan.resource): loan
         for loan in org.state.loans
-        if loan.until >= periods[0]
+        if loan.start <= periods[0] <= loan.until
     }
     index = {a: i for i, a in enumerate(accounts)}
     peer = np.zeros((n_a, n_a), dtype=bool)
@@ -148,13 +148,16 @@ def loan_records(
             if res_name == resources[r]:
                 prev[index[lo], index[bo]] = True
         for t in range(n_t):
-            lenders = np.flatnonzero(lend[:, r, t] > EPS)
-            borrowers = np.flatnonzero(borrow[:, r, t] > EPS)
+            # An account that both lends and borrows in one period (a degenerate pool solution)
+            # only lends or borrows its net: a record never pairs an account with itself.
+            net = lend[:, r, t] - borrow[:, r, t]
+            lenders = np.flatnonzero(net > EPS)
+            borrowers = np.flatnonzero(net < -EPS)
             nxt = np.zeros((n_a, n_a), dtype=bool)
             if lenders.size and borrowers.size:
                 sub = np.ix_(lenders, borrowers)
                 cost = 2.0 - peer[sub] - 1.5 * prev[sub]
-                f = transport(lend[lenders, r, t], borrow[borrowers, r, t], cost)
+                f = transport(net[lenders], -net[borrowers], cost)
                 for i, j in zip(*np.nonzero(f), strict=True):
                     key = (int(lenders[i]), int(borrowers[j]), r)
                     flows.setdefault(key, np.zeros(n_t))[t] = f[i, j]
@@ -170,7 +173,11 @@ def loan_records(
                 t += 1
                 continue
             old = in_force.get((lender, borrower, res)) if t == 0 else None
-            continues = old is not None and abs(old.amount - amount) <= 1e-6 * max(1.0, amount)
+            continues = (
+                old is not None
+                and abs(old.amount - amount) <= 1e-6 * max(1.0, amount)
+                and round((periods[t] - old.start) / step) < rules.loan_max_periods
+            )
             start = old.start if continues and old is not None else periods[t]
             used = round((periods[t] - start) / step)
             u = t

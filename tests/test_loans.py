@@ -1,0 +1,81 @@
+"""loan_records: degenerate pool solutions and loans in force that start later."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+from test_mip_cases import START, case
+
+from models import Loan
+from planner.loans import loan_records
+
+PERIODS = [START + timedelta(hours=h) for h in range(4)]
+
+
+def _org(loans: list[dict[str, object]] | None = None):  # type: ignore[no-untyped-def]
+    org, _ = case(
+        [{"id": a, "quota": {"cpu": 5}} for a in ("A", "B", "C")],
+        {"A": [1, 1, 1, 1], "B": [1, 1, 1, 1], "C": [1, 1, 1, 1]},
+        capacity=20,
+        state={"loans": loans or []},
+    )
+    return org
+
+
+def _records(org, lend: np.ndarray, borrow: np.ndarray) -> list[Loan]:  # type: ignore[no-untyped-def]
+    kept = np.full(lend.shape, 5.0) - lend
+    need = np.zeros(lend.shape)
+    return loan_records(org, ["A", "B", "C"], ["cpu"], PERIODS, lend, borrow, kept, need)
+
+
+def test_an_account_that_lends_and_borrows_at_once_only_moves_its_net() -> None:
+    lend = np.zeros((3, 1, 4))
+    borrow = np.zeros((3, 1, 4))
+    lend[0, 0, :] = 3.0  # A lends 3 ...
+    borrow[0, 0, :] = 1.0  # ... and borrows 1 in the same periods: net 2 out
+    borrow[1, 0, :] = 2.0  # B borrows 2
+    loans = _records(_org(), lend, borrow)
+    assert all(x.lender != x.borrower for x in loans)
+    assert [(x.lender, x.borrower, x.amount) for x in loans] == [("A", "B", 2.0)]
+    assert loans[0].start == PERIODS[0]
+    assert loans[0].until == PERIODS[-1] + timedelta(hours=1)
+
+
+def test_a_planned_loan_that_has_not_started_is_not_continued_backwards() -> None:
+    future = {
+        "id": "later",
+        "lender": "A",
+        "borrower": "B",
+        "resource": "cpu",
+        "amount": 2,
+        "start": START + timedelta(hours=10),
+        "until": START + timedelta(hours=12),
+    }
+    lend = np.zeros((3, 1, 4))
+    borrow = np.zeros((3, 1, 4))
+    lend[0, 0, :2] = 2.0
+    borrow[1, 0, :2] = 2.0
+    loans = _records(_org([future]), lend, borrow)
+    assert len(loans) == 1
+    assert loans[0].start == PERIODS[0]
+    assert loans[0].until == PERIODS[2]
+    assert loans[0].id != "later"
+
+
+def test_a_loan_in_force_continues_with_its_start_and_id() -> None:
+    running = {
+        "id": "L1",
+        "lender": "A",
+        "borrower": "B",
+        "resource": "cpu",
+        "amount": 2,
+        "start": START - timedelta(hours=2),
+        "until": START + timedelta(hours=1),
+    }
+    lend = np.zeros((3, 1, 4))
+    borrow = np.zeros((3, 1, 4))
+    lend[0, 0, :] = 2.0
+    borrow[1, 0, :] = 2.0
+    loans = _records(_org([running]), lend, borrow)
+    assert [(x.id, x.start) for x in loans] == [("L1", START - timedelta(hours=2))]

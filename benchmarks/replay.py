@@ -44,7 +44,7 @@ from planner.simulate import simulate  # noqa: E402
 from planner.simulate.output import run_tables, write_run  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-POLICIES = ("static", "greedy", "kueue", "mip", "oracle")
+POLICIES = ("static", "greedy", "kueue", "mip", "mip-plan", "oracle")
 
 
 @dataclass(frozen=True)

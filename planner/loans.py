@@ -19,6 +19,7 @@ from scipy.optimize import linprog
 
 from models import Loan, NeedProfile, Organisation
 from planner.formulation.core import FloatArray
+from planner.formulation.data import committed_loans
 
 EPS = 1e-6
 #: Above this many lender x borrower pairs the transport is solved greedily (same preferences).
@@ -115,7 +116,9 @@ def loan_records(
     accounts, resources, periods
         Axis labels of the arrays.
     lend, borrow
-        Pool solution, (account, resource, period).
+        Pool solution, (account, resource, period). It includes the loans committed until
+        expiry (:func:`planner.formulation.data.committed_loans`), which come back unchanged;
+        the rest is matched into new or continued records.
     kept
         What each account keeps for itself (quota + shadow - lent), same shape.
     need
@@ -131,12 +134,20 @@ def loan_records(
     end = periods[-1] + step
     peers = dependency_peers(org)
     n_a, n_r, n_t = lend.shape
+    index = {a: i for i, a in enumerate(accounts)}
+    r_index = {r: j for j, r in enumerate(resources)}
+    # Loans committed until expiry are restated as they are; only the rest of the pool is matched.
+    committed = committed_loans(org, periods[0])
+    residual = lend - borrow
+    for loan in committed:
+        mask = np.array([loan.start <= p < loan.until for p in periods])
+        residual[index[loan.lender], r_index[loan.resource], mask] -= loan.amount
+        residual[index[loan.borrower], r_index[loan.resource], mask] += loan.amount
     in_force = {
         (loan.lender, loan.borrower, loan.resource): loan
         for loan in org.state.loans
-        if loan.start <= periods[0] <= loan.until
+        if loan.reclaim != "expiry" and loan.start <= periods[0] <= loan.until
     }
-    index = {a: i for i, a in enumerate(accounts)}
     peer = np.zeros((n_a, n_a), dtype=bool)
     for pa, pb in peers:
         if pa in index and pb in index:
@@ -150,7 +161,7 @@ def loan_records(
         for t in range(n_t):
             # An account that both lends and borrows in one period (a degenerate pool solution)
             # only lends or borrows its net: a record never pairs an account with itself.
-            net = lend[:, r, t] - borrow[:, r, t]
+            net = residual[:, r, t]
             lenders = np.flatnonzero(net > EPS)
             borrowers = np.flatnonzero(net < -EPS)
             nxt = np.zeros((n_a, n_a), dtype=bool)
@@ -163,7 +174,7 @@ def loan_records(
                     flows.setdefault(key, np.zeros(n_t))[t] = f[i, j]
                     nxt[key[0], key[1]] = True
             prev = nxt
-    loans: list[Loan] = []
+    loans: list[Loan] = list(committed)
     for (li, bj, ri), series in flows.items():
         lender, borrower, res = accounts[li], accounts[bj], resources[ri]
         t = 0

@@ -428,12 +428,12 @@ def state_changes(
         new = by_id.get(loan.id) if loan.id else None
         if loan.until <= start:
             action, reason = "returned", f"it expired at {loan.until:%Y-%m-%d %H:%M}"
+        elif loan.reclaim == "expiry":
+            action, reason = "kept", "committed until its expiry"
         elif new is not None:
             until = new.until
             action = "extended" if until > loan.until else "kept"
             reason = f"the borrower still needs it; now until {until:%Y-%m-%d %H:%M}"
-        elif loan.reclaim == "expiry":
-            action, reason = "kept", "committed until its expiry"
         else:
             i = a_idx[loan.lender]
             j = r_idx[loan.resource]

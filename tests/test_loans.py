@@ -79,3 +79,28 @@ def test_a_loan_in_force_continues_with_its_start_and_id() -> None:
     borrow[1, 0, :] = 2.0
     loans = _records(_org([running]), lend, borrow)
     assert [(x.id, x.start) for x in loans] == [("L1", START - timedelta(hours=2))]
+
+
+def test_a_loan_committed_until_expiry_is_restated_and_only_the_rest_is_matched() -> None:
+    committed = {
+        "id": "C1",
+        "lender": "A",
+        "borrower": "B",
+        "resource": "cpu",
+        "amount": 1,
+        "start": START + timedelta(hours=1),  # starts inside the horizon, not yet in force
+        "until": START + timedelta(hours=3),
+        "reclaim": "expiry",
+    }
+    lend = np.zeros((3, 1, 4))
+    borrow = np.zeros((3, 1, 4))
+    lend[0, 0, :] = [0.0, 1.0, 3.0, 0.0]  # the committed 1 in hours 1-2, plus 2 more in hour 2
+    borrow[1, 0, :] = [0.0, 1.0, 1.0, 0.0]
+    borrow[2, 0, :] = [0.0, 0.0, 2.0, 0.0]
+    loans = _records(_org([committed]), lend, borrow)
+    got = sorted((x.id, x.lender, x.borrower, x.amount, x.start, x.until) for x in loans)
+    assert got[0] == ("C1", "A", "B", 1.0, START + timedelta(hours=1), START + timedelta(hours=3))
+    rest = [x for x in loans if x.id != "C1"]
+    assert [(x.lender, x.borrower, x.amount, x.start) for x in rest] == [
+        ("A", "C", 2.0, START + timedelta(hours=2))
+    ]

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from models import NeedProfile, Organisation
+from models import Loan, NeedProfile, Organisation
 from planner.formulation.core import INF, FloatArray, IntArray
 
 #: Cost added to each unit-period of shadow, loan and borrow so that, when the rules price them
@@ -81,6 +81,13 @@ def unmet_weights(org: Organisation, profiles: Mapping[str, NeedProfile]) -> Flo
     return org.rules.unmet_cost * (1.0 + prio) / (1.0 + prio.mean()) * (1.0 + crit)
 
 
+def committed_loans(org: Organisation, start: datetime) -> list[Loan]:
+    """Loans of ``org.state`` that bind the plan from ``start``: returned only at expiry and not
+    yet expired (in force, or starting later). The program keeps their amounts lent and borrowed.
+    """
+    return [x for x in org.state.loans if x.reclaim == "expiry" and x.until > start]
+
+
 def problem_data(
     org: Organisation, profiles: Mapping[str, NeedProfile], *, start: datetime
 ) -> ProblemData:
@@ -136,9 +143,7 @@ def problem_data(
             carry[i, j] = max(carry[i, j], k)
     committed_lend = np.zeros((n_a, n_r, n_t))
     committed_borrow = np.zeros((n_a, n_r, n_t))
-    for loan in org.state.loans:
-        if loan.reclaim != "expiry" or loan.until <= start:
-            continue
+    for loan in committed_loans(org, start):
         mask = np.array([loan.start <= p < loan.until for p in periods])
         committed_lend[acc_index[loan.lender], res_index[loan.resource], mask] += loan.amount
         committed_borrow[acc_index[loan.borrower], res_index[loan.resource], mask] += loan.amount

@@ -254,5 +254,5 @@ def _run_cycle(
     if policy.play == "cohort":
         play_cohort(state, accounts, usage, times, a - lo)
     else:
-        play_planned(state, accounts, usage, times, a - lo)
+        play_planned(state, accounts, usage, times, a - lo, cohort=policy.play == "planned+cohort")
     state.cycles.append({"policy": name, "cycle": state.cycle, "ts": str(now), **row})

@@ -4,11 +4,14 @@ Effective quota of account ``a`` for resource ``r`` at step ``t``::
 
     effective = quota + shadow(t) + borrowed(t) - lent(t)
 
-Planned policies (static, greedy, the program) hold quotas fixed over the cycle; shadow quotas and
-loans count while ``start <= t < until``. A loan whose ``reclaim`` is ``lender_need`` goes back to
+Planned policies (static, greedy, ``mip-plan``) hold quotas fixed over the cycle; shadow quotas
+and loans count while ``start <= t < until``. A loan whose ``reclaim`` is ``lender_need`` goes back to
 its lender, in part or whole, at the first step where the lender's own usage exceeds what it kept
 (``quota + shadow - other loans``): that is a *reclaim*, and the loan keeps the reduced amount for
-the rest of its life. The Kueue-like policy (:func:`play_cohort`) borrows every step instead.
+the rest of its life. The Kueue-like policy (:func:`play_cohort`) borrows every step instead, from
+fixed nominal quotas; the program's policies (``mip``, ``oracle``) do both: the plan's quotas,
+shadow quotas and loans are the nominal quotas of a cohort that lends idle quota every step, the
+way a Kueue-style scheduler runs the quotas that quota-planner sets each cycle.
 """
 
 from __future__ import annotations
@@ -35,17 +38,24 @@ def play_planned(
     usage: np.ndarray,
     times: pd.DatetimeIndex,
     offset: int,
+    *,
+    cohort: bool = False,
 ) -> None:
     """Play ``usage`` (``accounts x resources x steps``) over ``times``; record into ``state``.
 
-    ``offset`` is the position of ``times[0]`` among the replay's steps.
+    ``offset`` is the position of ``times[0]`` among the replayed steps. With ``cohort`` the
+    planned quotas, shadow quotas and loans are the cohort's nominal quotas for the step and,
+    on top of them, an account short of quota borrows what others leave idle and the parent
+    has not assigned (:func:`cohort_step`): the program's plan run the way a Kueue-style
+    scheduler would run it.
     """
-    resources = state.org.resource_names
+    org = state.org
+    resources = org.resource_names
     a_pos = {a: i for i, a in enumerate(accounts)}
     r_pos = {r: j for j, r in enumerate(resources)}
-    quota = np.array(
-        [[state.org.account(a).quota.get(r, 0.0) for r in resources] for a in accounts]
-    )
+    quota = np.array([[org.account(a).quota.get(r, 0.0) for r in resources] for a in accounts])
+    limits = _limits(state, accounts)
+    cap = np.array([org.parent.capacity.get(r, 0.0) for r in resources])
     for k, ts in enumerate(times):
         shadow = np.zeros_like(quota)
         for sq in state.shadows:
@@ -84,9 +94,93 @@ def play_planned(
                 )
         state.loans = kept
         effective = quota + shadow + borrowed - lent
+        if cohort:
+            free = np.clip(cap - (quota + shadow).sum(axis=0), 0.0, None)
+            more, less = cohort_step(
+                usage[:, :, k], effective, free, limits, borrowed=borrowed, lent=lent
+            )
+            _cohort_events(state, accounts, resources, ts, more, usage[:, :, k] - effective)
+            borrowed, lent = borrowed + more, lent + less
+            effective = effective + more - less
         _record(
             state, accounts, offset + k, usage[:, :, k], quota, shadow, borrowed, lent, effective
         )
+
+
+def _limits(state: PolicyState, accounts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per account and resource: ``borrow_limit``, ``lend_limit``, ``ceiling`` (inf: none) and
+    the cohort's admission order (highest priority first)."""
+    org = state.org
+    resources = org.resource_names
+    accs = [org.account(a) for a in accounts]
+    inf = np.inf
+    return {
+        "borrow": np.array([[a.borrow_limit.get(r, inf) for r in resources] for a in accs]),
+        "lend": np.array([[a.lend_limit.get(r, inf) for r in resources] for a in accs]),
+        "ceiling": np.array([[a.ceiling.get(r, inf) for r in resources] for a in accs]),
+        "order": np.argsort([-a.priority for a in accs], kind="stable"),
+    }
+
+
+def cohort_step(
+    usage: np.ndarray,
+    base: np.ndarray,
+    free: np.ndarray,
+    limits: dict[str, np.ndarray],
+    *,
+    borrowed: np.ndarray | None = None,
+    lent: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of Kueue-like borrowing within one cohort (the whole parent), per resource.
+
+    ``base`` (accounts x resources) is what each account holds before borrowing (its nominal
+    quota, or a plan's quota + shadow + loans); ``borrowed`` / ``lent`` what the plan already
+    borrowed or lent this step (counted against the limits). Each account keeps
+    ``min(usage, base)``; its idle part up to what is left of its ``lend`` limit, plus ``free``
+    (the parent's unassigned capacity per resource), forms the borrowable pool; each account
+    asks for its usage above ``base``, capped by what is left of its ``borrow`` limit and by its
+    ``ceiling``; the pool serves the asks highest priority first. Lenders give in proportion to
+    what they can lend. Returns ``(more_borrowed, more_lent)``.
+    """
+    zero = np.zeros_like(base)
+    b_room = np.clip(limits["borrow"] - (zero if borrowed is None else borrowed), 0.0, None)
+    l_room = np.clip(limits["lend"] - (zero if lent is None else lent), 0.0, None)
+    own = np.minimum(usage, base)
+    ask = np.clip(np.minimum(usage - base, np.minimum(b_room, limits["ceiling"] - base)), 0.0, None)
+    lendable = np.clip(np.minimum(base - own, l_room), 0.0, None)
+    pool = free + lendable.sum(axis=0)
+    order = limits["order"]
+    more = np.zeros_like(base)
+    sorted_ask = ask[order]
+    before = np.cumsum(sorted_ask, axis=0) - sorted_ask
+    more[order] = np.clip(pool[None, :] - before, 0.0, sorted_ask)
+    from_lenders = np.clip(more.sum(axis=0) - free, 0.0, None)
+    total = lendable.sum(axis=0)
+    share = np.divide(from_lenders, total, out=np.zeros_like(free), where=total > 0)
+    return more, lendable * share[None, :]
+
+
+def _cohort_events(
+    state: PolicyState,
+    accounts: Sequence[str],
+    resources: Sequence[str],
+    ts: pd.Timestamp,
+    borrowed: np.ndarray,
+    ask: np.ndarray,
+) -> None:
+    """Log a cohort loan when an account starts borrowing and a reclaim when it loses some of
+    it while still wanting it (a preemption in Kueue)."""
+    prev = state.extra.setdefault("cohort_borrowed", {})
+    for i, a in enumerate(accounts):
+        for j, r in enumerate(resources):
+            key = f"{a}|{r}"
+            before_b = float(prev.get(key, 0.0))
+            now_b = float(borrowed[i, j])
+            if now_b > EPS and before_b <= EPS:
+                state.event("loan", ts, a, r, amount=now_b, lender="cohort")
+            elif now_b < before_b - EPS and ask[i, j] >= before_b - EPS:
+                state.event("loan_reclaimed", ts, a, r, amount=before_b - now_b, lender="cohort")
+            prev[key] = now_b
 
 
 def play_cohort(
@@ -98,68 +192,26 @@ def play_cohort(
 ) -> None:
     """Kueue-like reactive borrowing within one cohort (the whole parent), step by step.
 
-    Per resource and step: each account keeps ``min(usage, nominal)`` of its nominal quota; its
-    idle nominal quota up to its ``lend_limit`` (Kueue's ``lendingLimit``) plus the parent's
-    unassigned capacity form the cohort's borrowable pool; each account asks for its usage above
-    nominal, capped by its ``borrow_limit`` (``borrowingLimit``) and ceiling; the pool serves the
-    asks highest priority first (Kueue admits by priority). A lender whose usage comes back takes
-    its quota back at once (``reclaimWithinCohort: Any``): the borrower loses it, which is
+    Nominal quotas never change; every step :func:`cohort_step` lends idle nominal quota (up to
+    ``lend_limit``, Kueue's ``lendingLimit``) and the parent's unassigned capacity to the
+    accounts above their nominal quota (up to ``borrow_limit``, ``borrowingLimit``, and the
+    ceiling), highest priority first (Kueue admits by priority). A lender whose usage comes back
+    takes its quota back at once (``reclaimWithinCohort: Any``): the borrower loses it, which is
     counted as a reclaim (a preemption in Kueue) when the borrower still wanted it.
     """
     org = state.org
     resources = org.resource_names
-    accs = [org.account(a) for a in accounts]
-    nominal = np.array([[a.quota.get(r, 0.0) for r in resources] for a in accs])
-    inf = np.inf
-    b_lim = np.array([[a.borrow_limit.get(r, inf) for r in resources] for a in accs])
-    l_lim = np.array([[a.lend_limit.get(r, inf) for r in resources] for a in accs])
-    ceil = np.array([[a.ceiling.get(r, inf) for r in resources] for a in accs])
+    nominal = np.array([[org.account(a).quota.get(r, 0.0) for r in resources] for a in accounts])
+    limits = _limits(state, accounts)
     cap = np.array([org.parent.capacity.get(r, 0.0) for r in resources])
-    order = np.argsort([-a.priority for a in accs], kind="stable")
-    prev = state.extra.setdefault("cohort_borrowed", {})
+    free = np.clip(cap - nominal.sum(axis=0), 0.0, None)
+    zero = np.zeros_like(nominal)
     for k, ts in enumerate(times):
         u = usage[:, :, k]
-        own = np.minimum(u, nominal)
-        ask = np.clip(np.minimum(u - nominal, np.minimum(b_lim, ceil - nominal)), 0.0, None)
-        lendable = np.clip(np.minimum(nominal - own, l_lim), 0.0, None)
-        free = np.clip(cap - nominal.sum(axis=0), 0.0, None)
-        pool = free + lendable.sum(axis=0)
-        borrowed = np.zeros_like(nominal)
-        sorted_ask = ask[order]
-        before = np.cumsum(sorted_ask, axis=0) - sorted_ask
-        borrowed[order] = np.clip(pool[None, :] - before, 0.0, sorted_ask)
-        from_lenders = np.clip(borrowed.sum(axis=0) - free, 0.0, None)
-        share = np.divide(
-            from_lenders,
-            lendable.sum(axis=0),
-            out=np.zeros_like(free),
-            where=lendable.sum(axis=0) > 0,
-        )
-        lent = lendable * share[None, :]
+        borrowed, lent = cohort_step(u, nominal, free, limits)
+        _cohort_events(state, accounts, resources, ts, borrowed, u - nominal)
         effective = nominal + borrowed - lent
-        for i, a in enumerate(accounts):
-            for j, r in enumerate(resources):
-                key = f"{a}|{r}"
-                before_b = float(prev.get(key, 0.0))
-                now_b = float(borrowed[i, j])
-                if now_b > EPS and before_b <= EPS:
-                    state.event("loan", ts, a, r, amount=now_b, lender="cohort")
-                elif now_b < before_b - EPS and ask[i, j] >= before_b - EPS:
-                    state.event(
-                        "loan_reclaimed", ts, a, r, amount=before_b - now_b, lender="cohort"
-                    )
-                prev[key] = now_b
-        _record(
-            state,
-            accounts,
-            offset + k,
-            u,
-            nominal,
-            np.zeros_like(nominal),
-            borrowed,
-            lent,
-            effective,
-        )
+        _record(state, accounts, offset + k, u, nominal, zero, borrowed, lent, effective)
 
 
 def _record(

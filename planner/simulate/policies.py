@@ -5,8 +5,13 @@ static     quotas never change; no loans, no shadow quotas
 greedy     the seed's greedy every cycle (``plan(method="greedy")``) on forecasts
 kueue      reactive cohort borrowing every step, modelled on Kubernetes Kueue (nominal
            quota, borrowingLimit, lendingLimit, reclaimWithinCohort); quotas never change
-mip        the optimisation program every cycle (``plan(method="mip")``) on forecasts
-oracle     the same program on the actual future usage (perfect foresight: the bound)
+mip        the optimisation program every cycle (``plan(method="mip")``) on forecasts, run
+           as a scheduler runs it: the plan's quotas, shadow quotas and loans are the
+           cohort's nominal quotas, and within the cycle idle quota is lent on demand as
+           ``kueue`` does
+mip-plan   the same program's plan held as it is through the cycle (no borrowing on
+           demand): what the forecasts alone achieve
+oracle     ``mip`` on the actual future usage (perfect foresight: the bound)
 =========  ==============================================================================
 
 When :mod:`planner.mip` (or :mod:`planner.verify`) is not installed, ``mip`` and ``oracle`` run the
@@ -50,7 +55,7 @@ class Policy:
     """A named policy: ``play`` is how its quotas meet usage; ``method`` what plans its cycles."""
 
     name: str
-    play: Literal["planned", "cohort"]
+    play: Literal["planned", "cohort", "planned+cohort"]
     method: str | None  # plan() method, None: never plans
     foresight: bool = False
     description: str = ""
@@ -62,8 +67,14 @@ POLICIES: dict[str, Policy] = {
         Policy("static", "planned", None, description="quotas never change"),
         Policy("greedy", "planned", "greedy", description="the seed's greedy on forecasts"),
         Policy("kueue", "cohort", None, description="Kueue-like reactive cohort borrowing"),
-        Policy("mip", "planned", "mip", description="the optimisation program on forecasts"),
-        Policy("oracle", "planned", "mip", True, "the program on the actual future (bound)"),
+        Policy(
+            "mip",
+            "planned+cohort",
+            "mip",
+            description="the optimisation program on forecasts, lending idle quota on demand",
+        ),
+        Policy("mip-plan", "planned", "mip", description="the program's plan alone, held fixed"),
+        Policy("oracle", "planned+cohort", "mip", True, "mip on the actual future (bound)"),
     )
 }
 

@@ -6,7 +6,13 @@ import pytest
 from test_mip_cases import START, loan_case, priority_case, shadow_case
 
 from models import Status
-from planner.backends import REGISTRY, SolveOptions, available_backends, get_backend
+from planner.backends import (
+    REGISTRY,
+    SolveOptions,
+    SolveResult,
+    available_backends,
+    get_backend,
+)
 from planner.formulation import build_model, problem_data
 from planner.mip import plan_mip
 from planner.verify import verify_plan
@@ -90,3 +96,29 @@ def test_backends_agree_on_a_generated_model() -> None:
         objectives[name] = res.objective
     values = list(objectives.values())
     assert max(values) - min(values) <= 1e-4 * max(1.0, abs(min(values))), objectives
+
+
+def test_a_time_to_live_round_without_solution_repairs_the_previous_one(monkeypatch) -> None:
+    """A backend that finds no MIP solution in time (as OR-Tools' HiGHS reports a time limit
+    without an incumbent): the relaxed round's solution is repaired, no greedy fallback."""
+    from planner.backends import highspy_direct
+
+    class NoIncumbent(highspy_direct.HighspyBackend):
+        name = "no-incumbent"
+
+        def solve(self, model, options):
+            if model.is_mip:
+                return SolveResult(Status.ERROR, self.name, message="time limit, no incumbent")
+            return super().solve(model, options)
+
+    monkeypatch.setitem(REGISTRY, "no-incumbent", NoIncumbent)
+    org, profiles = shadow_case(ttl=2)
+    plan = plan_mip(org, profiles, start=START, solver="no-incumbent", time_limit=30)
+    assert plan.report.fallback is None
+    assert plan.report.status is Status.FEASIBLE
+    assert any("repaired" in m for m in plan.report.messages)
+    assert verify_plan(org, plan, profiles) == []
+    # the relaxed round's value stays a valid bound; the repair is no worse than the optimum
+    # by more than the LP it re-solves allows (here it finds the optimum, a quota of 12)
+    assert plan.report.bound == pytest.approx(8 * (0.1 + EPS), abs=1e-3)
+    assert plan.report.objective == pytest.approx(1.0, abs=1e-3)

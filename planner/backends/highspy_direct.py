@@ -6,6 +6,8 @@ Passthrough: any HiGHS option by name, e.g. ``{"presolve": "off", "mip_heuristic
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from typing import Any, cast
 
@@ -14,6 +16,30 @@ import numpy as np
 from models import Status
 from planner.backends.base import Backend, SolveOptions, SolveResult, finish
 from planner.formulation.core import LinearModel
+
+
+_BANNER_SHOWN = False
+
+
+def _new_highs(highspy: Any, *, quiet: bool) -> Any:
+    """A ``highspy.Highs``; the first one of a process prints HiGHS's banner on the process's
+    standard output before any option can be set, so unless output is asked for it is made
+    with file descriptor 1 pointed at ``os.devnull``."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN or not quiet:
+        _BANNER_SHOWN = True
+        return highspy.Highs()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _BANNER_SHOWN = True
+    return h
 
 
 class HighspyBackend(Backend):
@@ -29,7 +55,7 @@ class HighspyBackend(Backend):
         import highspy
 
         t0 = time.perf_counter()
-        h = highspy.Highs()
+        h = _new_highs(highspy, quiet=not options.passthrough.get("output", False))
         h.setOptionValue("output_flag", bool(options.passthrough.get("output", False)))
         h.setOptionValue("mip_rel_gap", float(options.relative_gap))
         h.setOptionValue("random_seed", int(options.seed))

@@ -11,6 +11,10 @@
 - **Fast mode.** Solve the LP relaxation, round the binaries (each block's rounder from
   ``model.meta["rounders"]``, else to the nearest integer), force a shadow gap where a run is too
   long, fix them and solve the LP again.
+- **Repair.** When a time-to-live round finds no solution in its time (or the last round
+  still breaks the rule), the previous round's solution is repaired the same way: its integer
+  columns fixed, shadow runs cut where they are too long, the LP solved again. The plan is
+  feasible, its bound still valid, and ``messages`` says so.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from planner.formulation.core import FloatArray
 SHADOW_EPS = 1e-6
 BASE_BLOCKS = {"quota": 2, "churn": 2, "shadow": 3, "lend": 3, "borrow": 3, "unmet": 3}
 MAX_ROUNDS = 4
+#: Share of the time left that a time-to-live round may use; the rest is kept for a repair.
+REPAIR_SHARE = 0.8
 _WORST = [Status.OPTIMAL, Status.FEASIBLE, Status.UNBOUNDED, Status.INFEASIBLE, Status.ERROR]
 
 
@@ -169,6 +175,39 @@ def _shadow_gap_bounds(model: LinearModel, gaps: npt.NDArray[np.bool_]) -> Linea
     return model.with_bounds(model.lower, upper)
 
 
+def _gap_shadows(
+    data: ProblemData,
+    fixed: LinearModel,
+    result: SolveResult,
+    lp_backend: Backend,
+    options: SolveOptions,
+    deadline: float | None,
+) -> SolveResult:
+    """Cut the shadow runs of ``result`` that outlive the time-to-live (:func:`ttl_gaps`) and
+    solve ``fixed`` (integer columns fixed) again, until no run is too long."""
+    ttl = data.org.rules.shadow_ttl_periods
+    gaps = np.zeros(data.demand.shape, dtype=bool)
+    for _ in range(len(data.periods)):
+        if result.x is None:
+            return result
+        new = ttl_gaps(fixed.values("shadow", result.x), data.carry, ttl)
+        if not new.any():
+            break
+        gaps |= new
+        result = _run(lp_backend, _shadow_gap_bounds(fixed, gaps), _with_options(options, deadline))
+    return result
+
+
+def _graded(result: SolveResult, bound: float | None) -> SolveResult:
+    """``result`` with ``bound``; optimal when its objective reaches the bound."""
+    if result.x is None or bound is None:
+        return dataclasses.replace(result, bound=bound)
+    optimal = result.objective <= bound + 1e-9 * max(1.0, abs(bound))
+    return dataclasses.replace(
+        result, status=Status.OPTIMAL if optimal else Status.FEASIBLE, bound=bound
+    )
+
+
 def _solve_fast(
     data: ProblemData,
     model: LinearModel,
@@ -177,7 +216,6 @@ def _solve_fast(
     deadline: float | None,
 ) -> tuple[SolveResult, LinearModel]:
     """LP relaxation, rounding, shadow gaps, LP again; the relaxation's value is the bound."""
-    ttl = data.org.rules.shadow_ttl_periods
     lp = model.relaxed()
     first = _run(lp_backend, lp, _with_options(options, deadline))
     if first.x is None:
@@ -185,23 +223,27 @@ def _solve_fast(
     bound = first.objective
     fixed = _fix_integers(model, first.x) if model.is_mip else lp
     result = _run(lp_backend, fixed, _with_options(options, deadline)) if model.is_mip else first
-    gaps = np.zeros(data.demand.shape, dtype=bool)
-    for _ in range(len(data.periods)):
-        if result.x is None:
-            return result, model
-        new = ttl_gaps(model.values("shadow", result.x), data.carry, ttl)
-        if not new.any():
-            break
-        gaps |= new
-        result = _run(lp_backend, _shadow_gap_bounds(fixed, gaps), _with_options(options, deadline))
+    result = _gap_shadows(data, fixed, result, lp_backend, options, deadline)
     if result.x is None:
         return result, model
-    status = (
-        Status.OPTIMAL
-        if result.objective <= bound + 1e-9 * max(1.0, abs(bound))
-        else (Status.FEASIBLE)
-    )
-    return dataclasses.replace(result, status=status, bound=bound), model
+    return _graded(result, bound), model
+
+
+def _repair(
+    data: ProblemData,
+    model: LinearModel,
+    previous: SolveResult,
+    lp_backend: Backend,
+    options: SolveOptions,
+    deadline: float | None,
+) -> SolveResult:
+    """Make the previous round's solution keep the time-to-live: fix its integer columns, cut
+    the shadow runs that are too long and re-solve the LP. Its bound stays valid (the previous
+    round's model is a relaxation of every later one)."""
+    assert previous.x is not None
+    fixed = _fix_integers(model, previous.x) if model.is_mip else model
+    result = _gap_shadows(data, fixed, previous, lp_backend, options, deadline)
+    return _graded(result, previous.bound)
 
 
 def solve_part(
@@ -221,18 +263,33 @@ def solve_part(
     data = dataclasses.replace(data, ttl_mask=np.zeros(data.carry.shape, dtype=bool))
     result: SolveResult | None = None
     model: LinearModel | None = None
+    previous: tuple[SolveResult, LinearModel, ProblemData] | None = None
     for round_no in range(MAX_ROUNDS + 1):
         model = build_model(data, extensions)
         build += model.build_seconds
         if fast:
             return (*_solve_fast(data, model, lp_backend, options, deadline), build, messages)
-        result = _run(backend, model, _with_options(options, deadline))
+        # a later round keeps a fifth of the time left to repair the last round's solution
+        until = deadline
+        if previous is not None and deadline is not None:
+            until = time.perf_counter() + REPAIR_SHARE * (deadline - time.perf_counter())
+        result = _run(backend, model, _with_options(options, until))
+        if result.x is None and previous is not None:
+            last, last_model, last_data = previous
+            messages.append(
+                f"round {round_no + 1} found no solution in time ({result.message}); the "
+                "previous round's solution was repaired instead: its shadow quotas were cut "
+                "where they outlived the time-to-live and the rest solved again as an LP"
+            )
+            result = _repair(last_data, last_model, last, lp_backend, options, deadline)
+            return result, last_model, build, messages
         if result.x is None:
             return result, model, build, messages
         shadow = model.values("shadow", result.x)
         breaks = ttl_breaks(shadow, data.carry, ttl)
         if not breaks.any():
             return result, model, build, messages
+        previous = (result, model, data)
         # Pairs active in more periods than the time-to-live could break it in an equally good
         # solution of the next round: add them now rather than chase them round after round.
         breaks |= (shadow > SHADOW_EPS).sum(axis=2) > ttl
@@ -246,6 +303,10 @@ def solve_part(
         data = dataclasses.replace(data, ttl_mask=data.ttl_mask | breaks)
     assert result is not None
     assert model is not None
+    if previous is not None and result.x is not None:
+        # the last round still broke the time-to-live: repair its solution
+        messages.append("the last round still broke the time-to-live: its solution was repaired")
+        result = _repair(data, model, result, lp_backend, options, deadline)
     return result, model, build, messages
 
 
@@ -269,9 +330,11 @@ def solve_negotiation(
     backend = get_backend(solver)
     messages: list[str] = []
     lp_backend = backend
-    if fast and "lp" not in backend.features:
+    if "lp" not in backend.features:
+        # fast mode and the time-to-live repair solve LPs
         lp_backend = get_backend("highs")
-        messages.append(f"{backend.name} cannot solve LPs; fast mode used highs for them")
+        if fast:
+            messages.append(f"{backend.name} cannot solve LPs; fast mode used highs for them")
     if not fast and "mip" not in backend.features:
         fast = True
         messages.append(f"{backend.name} solves LPs only: fast mode (LP, round, re-solve) used")

@@ -17,7 +17,6 @@ from models import Status
 from planner.backends.base import Backend, SolveOptions, SolveResult, finish
 from planner.formulation.core import LinearModel
 
-
 _BANNER_SHOWN = False
 
 

@@ -6,7 +6,8 @@ Usage::
     .venv/bin/python benchmarks/replay.py --quick    # 100 VMs, one week replayed
     .venv/bin/python benchmarks/replay.py --data-dir /path/to/shared/data --time-limit 20
 
-Writes ``benchmarks/results/replay.md`` and ``replay.csv`` (one row per scenario and policy) and,
+Writes ``benchmarks/results/replay.md`` and ``replay.csv`` (``replay_quick.*`` with ``--quick``;
+one row per scenario and policy) and,
 per scenario, the replay's tables and report under ``benchmarks/results/replay/<scenario>/``.
 Organisations come from :mod:`planner.scenarios` (tightness 0.8: parent capacity = 80 % of the sum
 of the accounts' peaks; quotas = the first week's P95, so the replay starts after that week).
@@ -44,7 +45,7 @@ from planner.simulate import simulate  # noqa: E402
 from planner.simulate.output import run_tables, write_run  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-POLICIES = ("static", "greedy", "kueue", "mip", "mip-plan", "oracle")
+POLICIES = ("static", "greedy", "kueue", "kueue-shadow", "mip", "mip-plan", "oracle")
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,14 @@ class Scenario:
     end: str | None = None
 
 
-def scenarios(quick: bool) -> list[Scenario]:
-    """The benchmark's scenarios (quick: the 100-VM one over one week)."""
+def scenarios(quick: bool, org_dir: str | None = None) -> list[Scenario]:
+    """The benchmark's scenarios (quick: the 100-VM one over one week; ``org_dir``: that
+    organisation folder instead, e.g. the shipped ``tests/data/bitbrains_100vm``)."""
+    if org_dir is not None:
+        from planner.io import load
+
+        window = ("2013-07-08", "2013-07-15") if quick else (None, None)
+        return [Scenario(Path(org_dir).name, lambda d: load(Path(org_dir)), *window)]
     bb100 = Scenario(
         "bitbrains-100vm",
         lambda d: bitbrains_organisation(d, n_vms=100, n_accounts=10, dependencies=True),
@@ -103,12 +110,13 @@ def targets(m: pd.DataFrame) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run every scenario; write the results; print the table."""
     data = Path(args.data_dir)
-    if not (data / "bitbrains_rnd_2013-07_hourly.parquet").is_file():
+    results = Path(args.out)
+    if args.org is None and not (data / "bitbrains_rnd_2013-07_hourly.parquet").is_file():
         print(f"replay benchmark skipped: the traces are not in {data} (../shared/data is missing)")
         return 0
     policies = [p for p in args.policies.split(",") if p]
     rows, lines = [], []
-    for sc in scenarios(args.quick):
+    for sc in scenarios(args.quick, args.org):
         try:
             org, usage = sc.build(data)
         except FileNotFoundError as exc:
@@ -130,13 +138,13 @@ def run(args: argparse.Namespace) -> int:
             start=sc.start,
             end=sc.end,
             time_limit=args.time_limit,
-            checkpoint=(RESULTS / "replay" / sc.name / "checkpoint") if args.checkpoint else None,
+            checkpoint=(results / "replay" / sc.name / "checkpoint") if args.checkpoint else None,
             on_cycle=tick,
             on_error="keep",
         )
         wall = time.perf_counter() - t0
         tables = run_tables(replay)
-        out = RESULTS / "replay" / sc.name
+        out = results / "replay" / sc.name
         write_run(tables, out)
         render_run(tables, out)
         m = tables.metrics.set_index("policy")
@@ -158,10 +166,11 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         return 0
     table = pd.DataFrame(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_atomic(RESULTS / "replay.csv", table.to_csv(index=False))
-    write_atomic(RESULTS / "replay.md", _markdown(table, lines, args))
-    print(f"written {RESULTS / 'replay.md'} and replay.csv")
+    results.mkdir(parents=True, exist_ok=True)
+    stem = "replay_quick" if args.quick else "replay"
+    write_atomic(results / f"{stem}.csv", table.to_csv(index=False))
+    write_atomic(results / f"{stem}.md", _markdown(table, lines, args))
+    print(f"written {results / stem}.md and {stem}.csv")
     return 0
 
 
@@ -179,6 +188,13 @@ def _summary(
         f"{100 * tg['cut_vs_kueue']:.1f} % less than kueue ({yes[bool(tg['met_kueue'])]}); "
         f"idle mip/greedy {tg['idle_vs_greedy']:.3f}, mip/kueue {tg['idle_vs_kueue']:.3f}; "
         f"closes {100 * tg['gap_closed']:.1f} % of the kueue-oracle gap ({yes[bool(tg['met_gap'])]})"
+        + (
+            f"; ablation: kueue-shadow (Kueue plus shadow quotas on demand, no plans) throttles "
+            f"{m.loc['kueue-shadow', 'throttled_share']:.4g}, idle "
+            f"{m.loc['kueue-shadow', 'idle_share']:.4g}"
+            if "kueue-shadow" in m.index
+            else ""
+        )
         + (f"; NOTE: {fb} mip cycles fell back (to greedy, or kept the state)" if fb else "")
         + (f", {err} of them because planning raised an error" if err else "")
     )
@@ -212,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="100 VMs, one week")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    p.add_argument(
+        "--org", default=None, help="replay this organisation folder instead of the trace scenarios"
+    )
+    p.add_argument("--out", default=str(RESULTS), help="results folder (default: %(default)s)")
     p.add_argument("--policies", default=",".join(POLICIES))
     p.add_argument("--cycle-hours", type=float, default=6.0)
     p.add_argument("--horizon-hours", type=float, default=24.0)

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from test_simulate_support import at, sample, tiny_org, tiny_usage, wave
 
-from models import Loan, NewAccount, Plan, QuotaAssignment, ShadowQuota, SolverReport, Status
+from models import (
+    Loan,
+    NewAccount,
+    Organisation,
+    Plan,
+    QuotaAssignment,
+    ShadowQuota,
+    SolverReport,
+    Status,
+)
 from models.plan import Migration
 from planner.simulate import account_metrics, build_trace, series_frame, simulate
 from planner.simulate.metrics import cycles_frame, policy_metrics
 from planner.simulate.play import play_cohort, play_planned
 from planner.simulate.policies import apply_plan, get_policy
-from planner.simulate.state import PolicyState, dump_state, load_state
+from planner.simulate.state import FIELDS, PolicyState, dump_state, load_state
+
+_F = {name: i for i, name in enumerate(FIELDS)}
 
 WEEK = {"start": "2013-07-08", "end": "2013-07-15"}
 
@@ -26,20 +39,17 @@ def week():
     return org, usage, replay
 
 
-def test_week_metrics_match_an_independent_recount(week):
-    org, usage, replay = week
+def _recount_throttled_and_idle(replay, usage: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
+    """Recount every policy's throttled and idle unit-hours from the raw usage (the account's
+    usage is the sum of its workloads) and the recorded effective quotas, with plain pandas."""
     series = series_frame(replay)
-    assert replay.complete
-    assert len(replay.times) == 168
-    # recount from the raw usage with plain pandas: the account's usage is the sum of its VMs
     raw = usage.copy()
     raw["ts"] = pd.to_datetime(raw["ts"])
-    raw = raw[(raw["ts"] >= WEEK["start"]) & (raw["ts"] < WEEK["end"])]
+    raw = raw[(raw["ts"] >= start) & (raw["ts"] < end)]
     demand = raw.groupby(["account", "resource", "ts"], as_index=False)["value"].sum()
     merged = series.merge(demand, on=["account", "resource", "ts"], how="left")
     merged["value"] = merged["value"].fillna(0.0)
     assert np.allclose(merged["usage"], merged["value"], atol=1e-9)
-    assert len(merged) == 3 * len(org.accounts) * len(org.resources) * 168
     merged["thr"] = (merged["value"] - merged["effective"]).clip(lower=0)
     merged["idle"] = (merged["effective"] - merged["value"]).clip(lower=0)
     recount = merged.groupby(["policy", "account", "resource"])[["thr", "idle"]].sum()
@@ -47,6 +57,16 @@ def test_week_metrics_match_an_independent_recount(week):
     for (policy, account, resource), row in recount.iterrows():
         assert got.loc[(policy, account), f"throttled_{resource}"] == pytest.approx(row["thr"])
         assert got.loc[(policy, account), f"idle_{resource}"] == pytest.approx(row["idle"])
+    return merged
+
+
+def test_week_metrics_match_an_independent_recount(week):
+    org, usage, replay = week
+    assert replay.complete
+    assert len(replay.times) == 168
+    merged = _recount_throttled_and_idle(replay, usage, WEEK["start"], WEEK["end"])
+    assert len(merged) == 3 * len(org.accounts) * len(org.resources) * 168
+    got = account_metrics(replay).set_index(["policy", "account"])
     # violation hours: account-hours where some resource is covered below min_coverage
     need = {a.id: a.performance_threshold.min_coverage for a in org.accounts}
     merged["low"] = (merged["value"] > 0) & (
@@ -262,3 +282,67 @@ def test_program_and_oracle_policies_run_on_a_small_replay():
     m = policy_metrics(replay).set_index("policy")
     # perfect foresight of the same planner never throttles more than the forecasts do here
     assert m.loc["oracle", "throttled_share"] <= m.loc["mip", "throttled_share"] + 1e-9
+    # the program's metrics recount from the raw usage like every other policy's
+    _recount_throttled_and_idle(replay, usage, "2013-07-03", "2013-07-05")
+    s = series_frame(replay)
+    total = s.groupby(["policy", "ts"])["effective"].sum()
+    assert (total <= org.parent.capacity["cpu"] + 1e-6).all()
+
+
+def _shadow_org(capacity: float) -> Organisation:
+    org = tiny_org(shadow_ttl_periods=2, shadow_max_fraction=0.5)
+    return org.model_copy(
+        update={"parent": org.parent.model_copy(update={"capacity": {"cpu": capacity}})}
+    )
+
+
+def test_shadow_quotas_on_demand_come_from_free_capacity_within_fraction_and_ttl():
+    org = _shadow_org(12.0)  # quotas 3 + 3 + 3: 3 free
+    state = PolicyState("mip", org, {}, n_steps=5)
+    # a wants 7 for three hours, then 3; b and c stay within their quotas
+    usage = np.array([[[7.0, 7.0, 7.0, 3.0, 7.0]], [[3.0] * 5], [[1.0] * 5]])
+    times = pd.date_range(at(0), periods=5, freq="h")
+    play_planned(state, ["a", "b", "c"], usage, times, 0, cohort=True)
+    borrowed = state.record["a"][0, :, _F["borrowed"]].tolist()
+    shadow = state.record["a"][0, :, _F["shadow"]].tolist()
+    # a borrows its limit (2) from the free 3, then a shadow of at most 0.5 x 3 from the 1
+    # left; the time-to-live (2 periods) ends it at hour 2; it reverts when the need is gone
+    assert borrowed == [2.0, 2.0, 2.0, 0.0, 2.0]
+    assert shadow == [1.0, 1.0, 0.0, 0.0, 1.0]
+    eff = {x: state.record[x][0, :, _F["effective"]] for x in "abc"}
+    assert (sum(eff.values()) <= 12.0 + 1e-9).all()
+    shadows = [
+        (e["kind"], e["ts"][11:16], json.loads(e["detail"]).get("reason"))
+        for e in state.events
+        if e["kind"].startswith("shadow")
+    ]
+    assert shadows == [
+        ("shadow", "00:00", None),
+        ("shadow_reverted", "02:00", "time-to-live"),
+        ("shadow", "04:00", None),
+    ]
+
+
+def test_no_shadow_on_demand_without_free_capacity_or_when_the_rules_forbid_it():
+    usage = np.array([[[7.0, 7.0]], [[3.0, 3.0]], [[1.0, 1.0]]])
+    times = pd.date_range(at(0), periods=2, freq="h")
+    for org in (
+        _shadow_org(10.0),
+        tiny_org(allow_shadow=False).model_copy(update={"parent": _shadow_org(12.0).parent}),
+    ):
+        state = PolicyState("mip", org, {}, n_steps=2)
+        play_planned(state, ["a", "b", "c"], usage, times, 0, cohort=True)
+        assert state.record["a"][0, :, _F["shadow"]].tolist() == [0.0, 0.0]
+        assert state.record["a"][0, :, _F["borrowed"]].tolist() == [2.0, 2.0]
+
+
+def test_kueue_shadow_ablation_adds_shadows_to_the_cohort():
+    org = _shadow_org(12.0)
+    usage = np.array([[[7.0, 3.0]], [[3.0, 3.0]], [[1.0, 1.0]]])
+    times = pd.date_range(at(0), periods=2, freq="h")
+    plain, shadowed = PolicyState("kueue", org, {}, n_steps=2), PolicyState("k", org, {}, n_steps=2)
+    play_cohort(plain, ["a", "b", "c"], usage, times, 0)
+    play_cohort(shadowed, ["a", "b", "c"], usage, times, 0, shadows=True)
+    assert plain.record["a"][0, :, _F["effective"]].tolist() == [5.0, 3.0]
+    assert shadowed.record["a"][0, :, _F["effective"]].tolist() == [6.0, 3.0]
+    assert get_policy("kueue-shadow").play == "cohort+shadow"

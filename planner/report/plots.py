@@ -23,7 +23,9 @@ COLORS = {
     "static": "#7f7f7f",
     "greedy": "#d62728",
     "kueue": "#ff7f0e",
+    "kueue-shadow": "#e6a04d",
     "mip": "#1f77b4",
+    "mip-plan": "#9ecae1",
     "oracle": "#2ca02c",
 }
 

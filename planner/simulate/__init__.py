@@ -2,7 +2,7 @@
 
 >>> from planner.simulate import simulate, POLICIES
 >>> sorted(POLICIES)
-['greedy', 'kueue', 'mip', 'mip-plan', 'oracle', 'static']
+['greedy', 'kueue', 'kueue-shadow', 'mip', 'mip-plan', 'oracle', 'static']
 
 See :func:`simulate` for the loop, :mod:`planner.simulate.play` for how usage meets the effective
 quotas, and :mod:`planner.simulate.metrics` for what is measured.

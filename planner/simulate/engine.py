@@ -251,8 +251,8 @@ def _run_cycle(
     accounts = tuple(state.org.account_ids)
     usage = trace.by_account(state.placement, accounts, a, b)
     times = trace.times[a:b]
-    if policy.play == "cohort":
-        play_cohort(state, accounts, usage, times, a - lo)
+    if policy.play in ("cohort", "cohort+shadow"):
+        play_cohort(state, accounts, usage, times, a - lo, shadows=policy.play == "cohort+shadow")
     else:
         play_planned(state, accounts, usage, times, a - lo, cohort=policy.play == "planned+cohort")
     state.cycles.append({"policy": name, "cycle": state.cycle, "ts": str(now), **row})

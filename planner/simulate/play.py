@@ -5,13 +5,16 @@ Effective quota of account ``a`` for resource ``r`` at step ``t``::
     effective = quota + shadow(t) + borrowed(t) - lent(t)
 
 Planned policies (static, greedy, ``mip-plan``) hold quotas fixed over the cycle; shadow quotas
-and loans count while ``start <= t < until``. A loan whose ``reclaim`` is ``lender_need`` goes back to
-its lender, in part or whole, at the first step where the lender's own usage exceeds what it kept
-(``quota + shadow - other loans``): that is a *reclaim*, and the loan keeps the reduced amount for
-the rest of its life. The Kueue-like policy (:func:`play_cohort`) borrows every step instead, from
-fixed nominal quotas; the program's policies (``mip``, ``oracle``) do both: the plan's quotas,
-shadow quotas and loans are the nominal quotas of a cohort that lends idle quota every step, the
-way a Kueue-style scheduler runs the quotas that quota-planner sets each cycle.
+and loans count while ``start <= t < until``. A loan whose ``reclaim`` is ``lender_need`` goes
+back to its lender, in part or whole, at the first step where the lender's own usage exceeds
+what it kept (``quota + shadow - other loans``): that is a *reclaim*, and the loan keeps the
+reduced amount for the rest of its life. The Kueue-like policy (:func:`play_cohort`) borrows
+every step instead, from fixed nominal quotas. The program's policies (``mip``, ``oracle``) run
+the plan the way a scheduler runs the quotas quota-planner sets each cycle: the plan's quotas,
+shadow quotas and loans are a cohort's nominal quotas, idle quota is lent every step
+(:func:`cohort_step`), and what the parent still has free is granted as shadow quotas on
+demand within the rules (:func:`shadow_on_demand`). ``kueue-shadow`` adds only the latter to
+the Kueue-like policy (an ablation: the runtime mechanisms without the plans).
 """
 
 from __future__ import annotations
@@ -96,15 +99,75 @@ def play_planned(
         effective = quota + shadow + borrowed - lent
         if cohort:
             free = np.clip(cap - (quota + shadow).sum(axis=0), 0.0, None)
-            more, less = cohort_step(
-                usage[:, :, k], effective, free, limits, borrowed=borrowed, lent=lent
+            shadow, borrowed, lent, effective = _cohort(
+                state,
+                accounts,
+                ts,
+                usage[:, :, k],
+                quota,
+                shadow,
+                borrowed,
+                lent,
+                free,
+                limits,
+                shadows=True,
             )
-            _cohort_events(state, accounts, resources, ts, more, usage[:, :, k] - effective)
-            borrowed, lent = borrowed + more, lent + less
-            effective = effective + more - less
         _record(
             state, accounts, offset + k, usage[:, :, k], quota, shadow, borrowed, lent, effective
         )
+
+
+def shadow_on_demand(
+    state: PolicyState,
+    accounts: Sequence[str],
+    ts: pd.Timestamp,
+    usage: np.ndarray,
+    effective: np.ndarray,
+    quota: np.ndarray,
+    planned: np.ndarray,
+    free: np.ndarray,
+    limits: dict[str, np.ndarray],
+) -> np.ndarray:
+    """Shadow quotas granted at the step they are needed, within the negotiation rules.
+
+    An account whose usage still exceeds its effective quota after cohort borrowing gets a
+    shadow quota from the parent's capacity that nobody holds (``free``, the reserve
+    included), highest priority first, at most ``shadow_max_fraction x quota`` in all (the
+    planned shadow counts), never above its ceiling, and never for more than
+    ``shadow_ttl_periods`` consecutive steps with a shadow (planned or on demand): then it
+    reverts for at least one step. It reverts by itself as soon as usage falls back within
+    the effective quota. Returns the extra shadow (accounts x resources); logs ``shadow`` when
+    one starts and ``shadow_reverted`` when it ends.
+    """
+    org = state.org
+    rules = org.rules
+    extra = np.zeros_like(quota)
+    runs: dict[str, int] = state.extra.setdefault("shadow_run", {})
+    was: dict[str, float] = state.extra.setdefault("shadow_on_demand", {})
+    keys = [[f"{a}|{r}" for r in org.resource_names] for a in accounts]
+    short = np.clip(usage - effective, 0.0, None)
+    if rules.allow_shadow:
+        room = np.clip(rules.shadow_max_fraction * quota - planned, 0.0, None)
+        room = np.minimum(room, np.clip(limits["ceiling"] - effective, 0.0, None))
+        run = np.array([[runs.get(key, 0) for key in row] for row in keys], dtype=np.int64)
+        room[run >= rules.shadow_ttl_periods] = 0.0
+        ask = np.minimum(short, room)
+        order = limits["order"]
+        sorted_ask = ask[order]
+        before = np.cumsum(sorted_ask, axis=0) - sorted_ask
+        extra[order] = np.clip(free[None, :] - before, 0.0, sorted_ask)
+    on = (planned + extra) > EPS
+    for i, a in enumerate(accounts):
+        for j, r in enumerate(org.resource_names):
+            key = keys[i][j]
+            runs[key] = runs.get(key, 0) + 1 if on[i, j] else 0
+            if extra[i, j] > EPS and was.get(key, 0.0) <= EPS:
+                state.event("shadow", ts, a, r, amount=float(extra[i, j]), on_demand=True)
+            elif extra[i, j] <= EPS and was.get(key, 0.0) > EPS:
+                why = "time-to-live" if short[i, j] > EPS else "the need subsided"
+                state.event("shadow_reverted", ts, a, r, reason=why, on_demand=True)
+            was[key] = float(extra[i, j])
+    return extra
 
 
 def _limits(state: PolicyState, accounts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -189,6 +252,8 @@ def play_cohort(
     usage: np.ndarray,
     times: pd.DatetimeIndex,
     offset: int,
+    *,
+    shadows: bool = False,
 ) -> None:
     """Kueue-like reactive borrowing within one cohort (the whole parent), step by step.
 
@@ -197,7 +262,9 @@ def play_cohort(
     accounts above their nominal quota (up to ``borrow_limit``, ``borrowingLimit``, and the
     ceiling), highest priority first (Kueue admits by priority). A lender whose usage comes back
     takes its quota back at once (``reclaimWithinCohort: Any``): the borrower loses it, which is
-    counted as a reclaim (a preemption in Kueue) when the borrower still wanted it.
+    counted as a reclaim (a preemption in Kueue) when the borrower still wanted it. With
+    ``shadows``, :func:`shadow_on_demand` adds shadow quotas on top (an ablation: the runtime
+    mechanisms of the program's policy without its plans).
     """
     org = state.org
     resources = org.resource_names
@@ -208,10 +275,43 @@ def play_cohort(
     zero = np.zeros_like(nominal)
     for k, ts in enumerate(times):
         u = usage[:, :, k]
-        borrowed, lent = cohort_step(u, nominal, free, limits)
-        _cohort_events(state, accounts, resources, ts, borrowed, u - nominal)
-        effective = nominal + borrowed - lent
-        _record(state, accounts, offset + k, u, nominal, zero, borrowed, lent, effective)
+        shadow, borrowed, lent, effective = _cohort(
+            state, accounts, ts, u, nominal, zero, zero, zero, free, limits, shadows=shadows
+        )
+        _record(state, accounts, offset + k, u, nominal, shadow, borrowed, lent, effective)
+
+
+def _cohort(
+    state: PolicyState,
+    accounts: Sequence[str],
+    ts: pd.Timestamp,
+    usage: np.ndarray,
+    quota: np.ndarray,
+    shadow: np.ndarray,
+    borrowed: np.ndarray,
+    lent: np.ndarray,
+    free: np.ndarray,
+    limits: dict[str, np.ndarray],
+    *,
+    shadows: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One step of cohort borrowing on top of ``quota + shadow + borrowed - lent`` and, with
+    ``shadows``, shadow quotas on demand from what the parent still has free. Returns the new
+    ``(shadow, borrowed, lent, effective)``."""
+    effective = quota + shadow + borrowed - lent
+    more, less = cohort_step(usage, effective, free, limits, borrowed=borrowed, lent=lent)
+    _cohort_events(state, accounts, state.org.resource_names, ts, more, usage - effective)
+    borrowed, lent = borrowed + more, lent + less
+    effective = effective + more - less
+    if shadows:
+        # what borrowing took from the parent's unassigned capacity (the rest came from
+        # lenders) is no longer free for shadow quotas
+        taken = more.sum(axis=0) - np.clip(more.sum(axis=0) - free, 0.0, None)
+        extra = shadow_on_demand(
+            state, accounts, ts, usage, effective, quota, shadow, free - taken, limits
+        )
+        shadow, effective = shadow + extra, effective + extra
+    return shadow, borrowed, lent, effective
 
 
 def _record(

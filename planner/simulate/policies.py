@@ -5,12 +5,16 @@ static     quotas never change; no loans, no shadow quotas
 greedy     the seed's greedy every cycle (``plan(method="greedy")``) on forecasts
 kueue      reactive cohort borrowing every step, modelled on Kubernetes Kueue (nominal
            quota, borrowingLimit, lendingLimit, reclaimWithinCohort); quotas never change
+kueue-shadow
+           ``kueue`` plus shadow quotas on demand from the capacity nobody holds (an
+           ablation: the program's runtime mechanisms without its plans)
 mip        the optimisation program every cycle (``plan(method="mip")``) on forecasts, run
            as a scheduler runs it: the plan's quotas, shadow quotas and loans are the
-           cohort's nominal quotas, and within the cycle idle quota is lent on demand as
-           ``kueue`` does
-mip-plan   the same program's plan held as it is through the cycle (no borrowing on
-           demand): what the forecasts alone achieve
+           cohort's nominal quotas; within the cycle idle quota is lent on demand as
+           ``kueue`` does, and what the parent still has free is granted as shadow quotas
+           on demand within the rules (fraction of quota, time-to-live)
+mip-plan   the same program's plan held as it is through the cycle (no borrowing or
+           shadow on demand): what the forecasts alone achieve
 oracle     ``mip`` on the actual future usage (perfect foresight: the bound)
 =========  ==============================================================================
 
@@ -55,7 +59,7 @@ class Policy:
     """A named policy: ``play`` is how its quotas meet usage; ``method`` what plans its cycles."""
 
     name: str
-    play: Literal["planned", "cohort", "planned+cohort"]
+    play: Literal["planned", "cohort", "cohort+shadow", "planned+cohort"]
     method: str | None  # plan() method, None: never plans
     foresight: bool = False
     description: str = ""
@@ -68,10 +72,16 @@ POLICIES: dict[str, Policy] = {
         Policy("greedy", "planned", "greedy", description="the seed's greedy on forecasts"),
         Policy("kueue", "cohort", None, description="Kueue-like reactive cohort borrowing"),
         Policy(
+            "kueue-shadow",
+            "cohort+shadow",
+            None,
+            description="kueue plus shadow quotas on demand (ablation: no plans)",
+        ),
+        Policy(
             "mip",
             "planned+cohort",
             "mip",
-            description="the optimisation program on forecasts, lending idle quota on demand",
+            description="the program on forecasts; idle quota lent and shadows granted on demand",
         ),
         Policy("mip-plan", "planned", "mip", description="the program's plan alone, held fixed"),
         Policy("oracle", "planned+cohort", "mip", True, "mip on the actual future (bound)"),

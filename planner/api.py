@@ -110,8 +110,17 @@ def plan(
         )
         result = result.model_copy(update={"need_profiles": list(profiles)})
     else:
+        from planner.formulation import problem_data
         from planner.mip import plan_mip
+        from planner.provision import provisioning_for
 
+        # Provisioning joins the same program: new accounts from templates, workloads moved
+        # along cheap cuts, when quotas and loans cannot cover the predicted demand.
+        ext = provisioning_for(organisation, clean, start=when)
+        if ext is not None and not ext.has_candidates(
+            problem_data(organisation, by_account, start=when)
+        ):
+            ext = None  # nobody outgrows what quotas and loans can give: no binaries needed
         result = plan_mip(
             organisation,
             by_account,
@@ -124,6 +133,7 @@ def plan(
             seed=seed,
             export_model=export_model,
             passthrough=passthrough,
+            extensions=[ext] if ext is not None else (),
         )
         result = result.model_copy(update={"need_profiles": list(profiles)})
     stage("verifying the plan")

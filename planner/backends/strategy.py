@@ -145,8 +145,9 @@ def _with_options(options: SolveOptions, deadline: float | None) -> SolveOptions
     return dataclasses.replace(options, time_limit=_remaining(deadline))
 
 
-def _fix_integers(model: LinearModel, x: FloatArray) -> LinearModel:
-    """Round the integer columns (block rounders first) and fix them."""
+def _fix_integers(model: LinearModel, x: FloatArray, *, at_lower: bool = False) -> LinearModel:
+    """Round the integer columns (block rounders first) and fix them; with ``at_lower``, fix
+    every decision binary at its lower bound instead (shadow switches stay free)."""
     lower, upper = model.lower.copy(), model.upper.copy()
     rounders: dict[str, Callable[[LinearModel, FloatArray], FloatArray]] = model.meta.get(
         "rounders", {}
@@ -155,16 +156,23 @@ def _fix_integers(model: LinearModel, x: FloatArray) -> LinearModel:
         if not blk.integer:
             continue
         sl = slice(blk.offset, blk.offset + blk.size)
-        if name in rounders:
-            vals = np.asarray(rounders[name](model, x), dtype=np.float64).ravel()
-        elif name == "shadow_on":
+        if name == "shadow_on":
             vals = np.ones(blk.size)  # shadows are kept off by the gaps in their bounds
+        elif at_lower:
+            vals = model.lower[sl]
+        elif name in rounders:
+            vals = np.asarray(rounders[name](model, x), dtype=np.float64).ravel()
         else:
             vals = np.round(x[sl])
         vals = np.clip(vals, model.lower[sl], model.upper[sl])
         lower[sl] = vals
         upper[sl] = vals
     return model.relaxed().with_bounds(lower, upper)
+
+
+def _has_decisions(model: LinearModel) -> bool:
+    """Whether the model has integer columns other than the shadow switches."""
+    return any(b.integer and name != "shadow_on" for name, b in model.blocks.items())
 
 
 def _shadow_gap_bounds(model: LinearModel, gaps: npt.NDArray[np.bool_]) -> LinearModel:
@@ -223,6 +231,19 @@ def _solve_fast(
     bound = first.objective
     fixed = _fix_integers(model, first.x) if model.is_mip else lp
     result = _run(lp_backend, fixed, _with_options(options, deadline)) if model.is_mip else first
+    if model.is_mip and _has_decisions(model):
+        # The other rounding: every decision binary at its lower bound (nothing opened or
+        # moved), which the base program can always satisfy. Keep the better of the two: the
+        # rounders' set may break a rule the LP kept only fractionally, or cost more.
+        low = _fix_integers(model, first.x, at_lower=True)
+        other = _run(lp_backend, low, _with_options(options, deadline))
+        if other.x is not None and (result.x is None or other.objective < result.objective):
+            why = "were infeasible" if result.x is None else "cost more"
+            note = (
+                f"fast mode: the rounded binaries {why} ({result.message}); they were fixed at "
+                "their lower bounds instead (nothing opened or moved)"
+            )
+            fixed, result = low, dataclasses.replace(other, message=f"{note}; {other.message}")
     result = _gap_shadows(data, fixed, result, lp_backend, options, deadline)
     if result.x is None:
         return result, model

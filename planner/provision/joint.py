@@ -32,6 +32,7 @@ from planner.formulation.data import ProblemData
 from planner.formulation.provisioning import (
     Candidate,
     ProvisioningLayout,
+    candidate_accounts,
     matching_template,
     provisioning_extension,
 )
@@ -309,7 +310,15 @@ class ProvisioningExtension:
         self.coarse = coarsen(
             org, shares, max_clusters=max_clusters, accounts=splittable_accounts(org)
         )
+        self._candidates = None if candidates is None else list(candidates)
         self._extend = provisioning_extension(self.coarse, candidates=candidates)
+
+    def has_candidates(self, data: ProblemData) -> bool:
+        """Whether the program for ``data`` would consider opening any account (without
+        candidates the extension adds nothing and the program need not carry it)."""
+        if self._candidates is not None:
+            return bool(self._candidates)
+        return bool(candidate_accounts(data, self.coarse))
 
     def __call__(self, builder: ModelBuilder, data: ProblemData) -> None:
         """Add the provisioning block to ``builder``."""

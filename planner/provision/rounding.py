@@ -14,7 +14,8 @@ What the LP does get right is *how much* must move. So, per source account:
 3. every free cluster (the ``STARTS`` with the largest LP values) is tried as the start; the set
    kept is the one that falls least short of the target, then costs least
    (``cut_cost x traffic it cuts + migration cost``);
-4. ``open[k] = 1`` exactly when something was placed in ``k``.
+4. ``open[k] = 1`` exactly when something was placed in ``k``; only the
+   ``rules.max_new_accounts`` candidates with the largest LP ``open`` values may be filled.
 
 The result is deterministic, so ``round_place`` and ``round_open`` agree when called apart.
 """
@@ -58,13 +59,17 @@ def rounded_placement(model: LinearModel, x: FloatArray) -> FloatArray:
     for p, (c, _) in enumerate(lay.pairs):
         lp[c] += float(place[p])
     out = np.zeros_like(place)
+    # at most rules.max_new_accounts open: those the LP opens most
+    budget = int(data.org.rules.max_new_accounts) if data is not None else len(lay.candidates)
+    ranked = sorted(range(len(lay.candidates)), key=lambda k: (-opened[k], k))
+    allowed = {k for k in ranked[:budget] if opened[k] > EPS}
     for source, ks in by_source.items():
         clusters = [c for c in coarse.of_account(source) if (c, ks[0]) in pair_of]
         target = sum((lp[c] * peak[c] for c in clusters), np.zeros(peak.shape[1]))
         taken: set[int] = set()
         for k in sorted(ks, key=lambda k: (-opened[k], k)):
             left = target - sum((peak[c] for c in taken), np.zeros(peak.shape[1]))
-            if opened[k] <= EPS or not (left > EPS).any():
+            if k not in allowed or not (left > EPS).any():
                 continue
             free = [c for c in clusters if c not in taken]
             starts = sorted(free, key=lambda c: (-lp[c], c))[:STARTS]

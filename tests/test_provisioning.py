@@ -277,3 +277,45 @@ def test_negotiation_engine_takes_the_extension(fast: bool) -> None:
     assert [a.id for a in plan.new_accounts] == ["web+new1"]
     assert {m.workload for m in plan.migrations} == {"a1", "a2"}
     assert verify_plan(case.org, plan, case.profiles) == []
+
+
+@pytest.fixture(scope="module")
+def demo_plans():
+    """The embedded demo planned through the library call, exact and fast."""
+    from planner import plan
+    from planner.demo import demo_path
+    from planner.io import load
+
+    org, usage = load(demo_path())
+    return org, {m: plan(org, usage, method=m, time_limit=120) for m in ("mip", "mip-fast")}
+
+
+def test_the_demo_outgrows_a_ceiling_and_plan_opens_an_account(demo_plans) -> None:
+    org, plans = demo_plans
+    exact = plans["mip"]
+    assert exact.report.fallback is None
+    assert exact.violations == []
+    assert [a.template for a in exact.new_accounts] == ["web-template"]
+    new = exact.new_accounts[0]
+    assert new.id.startswith("web-004+new")
+    moved = [m for m in exact.migrations if m.target == new.id]
+    assert moved
+    assert all(m.source == "web-004" for m in moved)
+    # web-004's predicted demand is above its ceiling: that is why it opens
+    ceiling = org.account("web-004").ceiling
+    prof = next(p for p in exact.need_profiles if p.account == "web-004")
+    assert any(max(d.target) > ceiling.get(r, float("inf")) for r, d in prof.demand.items())
+
+
+def test_fast_mode_on_the_demo_keeps_every_rule_and_never_loses_to_opening_nothing(
+    demo_plans,
+) -> None:
+    _, plans = demo_plans
+    fast = plans["mip-fast"]
+    assert fast.report.fallback is None
+    assert fast.violations == []  # the rounded set once opened more than max_new_accounts
+    assert len(fast.new_accounts) <= 2
+    # the exact program is at least as good, and fast mode's bound is below both
+    assert plans["mip"].report.objective <= fast.report.objective + 1e-6
+    assert fast.report.bound is not None
+    assert fast.report.bound <= plans["mip"].report.objective + 1e-6

@@ -44,7 +44,8 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new, never half of one.
 
     The data goes to a temporary file in the same folder, is flushed to disk, then renamed over
-    ``path``. Missing parent folders are created.
+    ``path``. Missing parent folders are created. The file gets the usual permissions
+    (``0666`` less the umask), not the temporary file's private ones.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +56,10 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

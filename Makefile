@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/quota-planner demo
+	$(BIN)/quota-planner demo --method mip --time-limit 60
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check planner models tests benchmarks scripts

@@ -22,6 +22,7 @@ says so and exits 0.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -116,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     policies = [p for p in args.policies.split(",") if p]
     rows, lines = [], []
+    wanted = {x for x in (args.scenarios or "").split(",") if x}
     for sc in scenarios(args.quick, args.org):
+        if wanted and sc.name not in wanted:
+            continue
         try:
             org, usage = sc.build(data)
         except FileNotFoundError as exc:
@@ -163,6 +167,19 @@ def run(args: argparse.Namespace) -> int:
             )
         lines.append(_summary(sc.name, m, tg, replay.config, wall))
         print(lines[-1], flush=True)
+        mine = [r for r in rows if r["scenario"] == sc.name]
+        summary = {"rows": mine, "line": lines[-1]}
+        write_atomic(out / "summary.json", json.dumps(summary, default=_plain))
+    if args.scenarios:
+        # several processes may each run some scenarios: the tables gather every scenario of
+        # this mode that has a summary so far (the last process to finish writes them whole)
+        rows, lines = [], []
+        for sc in scenarios(args.quick, args.org):
+            path = results / "replay" / sc.name / "summary.json"
+            if path.is_file():
+                saved = json.loads(path.read_text())
+                rows += saved["rows"]
+                lines.append(saved["line"])
     if not rows:
         return 0
     table = pd.DataFrame(rows)
@@ -172,6 +189,11 @@ def run(args: argparse.Namespace) -> int:
     write_atomic(results / f"{stem}.md", _markdown(table, lines, args))
     print(f"written {results / stem}.md and {stem}.csv")
     return 0
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (and anything else json cannot write) as plain values."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _summary(
@@ -232,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         "--org", default=None, help="replay this organisation folder instead of the trace scenarios"
     )
     p.add_argument("--out", default=str(RESULTS), help="results folder (default: %(default)s)")
+    p.add_argument(
+        "--scenarios",
+        default="",
+        help="comma-separated scenario names to run (default: all); the tables then gather "
+        "every scenario that has results, so several processes can share the work",
+    )
     p.add_argument("--policies", default=",".join(POLICIES))
     p.add_argument("--cycle-hours", type=float, default=6.0)
     p.add_argument("--horizon-hours", type=float, default=24.0)

@@ -24,7 +24,8 @@ def _benchmark():
 
 def test_replay_benchmark_quick_on_a_shipped_organisation(tmp_path: Path) -> None:
     bench = _benchmark()
-    args = ["--quick", "--org", str(SAMPLE), "--out", str(tmp_path)]
+    # --scenarios: the tables are gathered from each scenario's summary.json
+    args = ["--quick", "--org", str(SAMPLE), "--out", str(tmp_path), "--scenarios", SAMPLE.name]
     assert bench.main([*args, "--policies", "static,kueue,kueue-shadow"]) == 0
     table = pd.read_csv(tmp_path / "replay_quick.csv").set_index("policy")
     assert list(table.index) == ["static", "kueue", "kueue-shadow"]
@@ -38,6 +39,7 @@ def test_replay_benchmark_quick_on_a_shipped_organisation(tmp_path: Path) -> Non
     run = tmp_path / "replay" / "bitbrains_100vm"
     assert (run / "report.md").is_file()
     assert (run / "metrics.csv").is_file()
+    assert (run / "summary.json").is_file()
 
 
 def test_targets_are_judged_from_the_metrics() -> None:

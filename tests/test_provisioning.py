@@ -319,3 +319,16 @@ def test_fast_mode_on_the_demo_keeps_every_rule_and_never_loses_to_opening_nothi
     assert plans["mip"].report.objective <= fast.report.objective + 1e-6
     assert fast.report.bound is not None
     assert fast.report.bound <= plans["mip"].report.objective + 1e-6
+
+
+def test_the_cli_report_names_the_new_account_and_the_moves(demo_plans, capsys) -> None:
+    from planner.cli.common import print_report
+
+    _, plans = demo_plans
+    print_report(plans["mip"])
+    out = capsys.readouterr().out
+    new = plans["mip"].new_accounts[0]
+    assert f"New account {new.id} from template web-template" in out
+    assert "move " in out
+    assert "-> " + new.id in out
+    assert "1 new account," in out

@@ -124,11 +124,24 @@ def print_report(plan: Plan) -> None:
     if plan.shadow_quotas:
         extras.append(f"{len(plan.shadow_quotas)} shadow quotas")
     if plan.new_accounts:
-        extras.append(f"{len(plan.new_accounts)} new accounts")
+        n = len(plan.new_accounts)
+        extras.append(f"{n} new account{'s' if n > 1 else ''}")
     if plan.migrations:
-        extras.append(f"{len(plan.migrations)} migrations")
+        n = len(plan.migrations)
+        extras.append(f"{n} migration{'s' if n > 1 else ''}")
     if extras:
         console.print("Also: " + ", ".join(extras), highlight=False)
+    for na in plan.new_accounts:
+        quota = ", ".join(f"{r} {v:,.1f}" for r, v in na.quota.items())
+        console.print(
+            f"New account [bold]{na.id}[/] from template {na.template} (quota {quota})",
+            highlight=False,
+        )
+    for m in plan.migrations:
+        console.print(
+            f"  move {m.workload}: {m.source} -> {m.target}, cuts {m.traffic_cut:,.1f} of traffic",
+            highlight=False,
+        )
     unmet = sum(v for per in plan.unmet.values() for v in per.values())
     console.print(f"Unmet demand: {unmet:,.1f} unit-periods", highlight=False)
     if plan.violations:

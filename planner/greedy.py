@@ -18,6 +18,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from models import (
     Bid,
@@ -124,15 +128,16 @@ def negotiate_resources(
         bids.extend(ledger.bids)
         for k, v in ledger.notes.items():
             notes.setdefault(k, []).extend(v)
-        for a in accounts:
+        after = np.array([ledger.quota[a.id] for a in accounts])
+        short = _unmet_unit_periods(profiles, [a.id for a in accounts], resource, after)
+        for i, a in enumerate(accounts):
             quotas.append(
                 QuotaAssignment(
                     account=a.id, resource=resource, before=before[a.id], after=ledger.quota[a.id]
                 )
             )
-            short = _unmet_unit_periods(profiles, a.id, resource, ledger.quota[a.id])
-            if short > EPS:
-                unmet.setdefault(a.id, {})[resource] = short
+            if short[i] > EPS:
+                unmet.setdefault(a.id, {})[resource] = float(short[i])
     state_changes = [
         StateChange(
             kind="loan",
@@ -206,6 +211,7 @@ def _bid_once(
                 demand=demand,
                 current_quota=current,
                 amount=0.0,
+                granted=0.0,
                 outcome="none",
                 reason="predicted demand fits the current quota",
             )
@@ -265,6 +271,7 @@ def _bid_once(
                 f"(kept {ledger.quota[lender.id]:g}, its need is {need[lender.id]:g}).",
             )
     ledger.quota[bidder] = current + granted
+    outcome: Literal["granted", "partial", "denied", "none"]
     if granted >= bid - EPS:
         outcome = "granted"
         reason = "granted in full: " + ", ".join(reasons)
@@ -297,9 +304,21 @@ def _bid_once(
 
 
 def _unmet_unit_periods(
-    profiles: Mapping[str, NeedProfile], account: str, resource: str, quota: float
-) -> float:
-    profile = profiles.get(account)
-    if profile is None or resource not in profile.demand:
-        return 0.0
-    return sum(max(0.0, d - quota) for d in profile.demand[resource].target)
+    profiles: Mapping[str, NeedProfile],
+    accounts: list[str],
+    resource: str,
+    quota: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Per account: ``sum_t max(0, target[t] - quota)`` (0 without a profile)."""
+    targets = []
+    for account in accounts:
+        profile = profiles.get(account)
+        demand = profile.demand.get(resource) if profile is not None else None
+        targets.append(demand.target if demand is not None else [])
+    width = max((len(t) for t in targets), default=0)
+    table = np.zeros((len(accounts), width))
+    for i, t in enumerate(targets):
+        table[i, : len(t)] = t
+    return (
+        np.clip(table - quota[:, None], 0.0, None).sum(axis=1) if width else np.zeros(len(accounts))
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_mip_cases import START, loan_case, priority_case, shadow_case
+from test_mip_cases import START, case, loan_case, priority_case, shadow_case
 
 from models import Status
 from planner.backends import (
@@ -122,3 +122,81 @@ def test_a_time_to_live_round_without_solution_repairs_the_previous_one(monkeypa
     # by more than the LP it re-solves allows (here it finds the optimum, a quota of 12)
     assert plan.report.bound == pytest.approx(8 * (0.1 + EPS), abs=1e-3)
     assert plan.report.objective == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_repair_keeps_the_shadow_switches_of_a_round_with_time_to_live_rows() -> None:
+    """A round whose time-to-live rows bind is repaired with its own switches: switching them
+    all on would break those rows and make the repair infeasible."""
+    import dataclasses
+
+    import numpy as np
+
+    from planner.backends.strategy import _repair
+
+    # both accounts want 2 above their quota for 6 periods; the reserve keeps base quotas from
+    # growing, so shadows (at most 2 periods running) or unmet demand it is. The round solved
+    # had time-to-live binaries for A only: B's shadow runs all 6 periods and must be cut
+    org, profiles = case(
+        [{"id": "A", "quota": {"cpu": 10}}, {"id": "B", "quota": {"cpu": 10}}],
+        {"A": [12] * 6, "B": [12] * 6},
+        capacity=30,
+        reserve=10,
+        rules={"allow_loans": False, "shadow_ttl_periods": 2},
+    )
+    data = problem_data(org, profiles, start=START)
+    mask = np.zeros(data.carry.shape, dtype=bool)
+    mask[data.accounts.index("A")] = True
+    data = dataclasses.replace(data, ttl_mask=mask)
+    model = build_model(data)
+    highs = get_backend("highs")
+    solved = highs.solve(model, SolveOptions(time_limit=30))
+    assert solved.x is not None
+    assert (model.values("shadow", solved.x)[1] > 1e-6).all()  # B: a shadow in every period
+    repaired = _repair(data, model, solved, highs, SolveOptions(time_limit=30), None)
+    assert repaired.x is not None
+    shadow = model.values("shadow", repaired.x)
+    for row in shadow[:, 0]:
+        on = row > 1e-6
+        assert not any(on[t] and on[t + 1] and on[t + 2] for t in range(len(on) - 2))
+    assert repaired.objective >= solved.objective - 1e-6
+
+
+def test_pulp_imported_first_does_not_crash_the_default_solver() -> None:
+    """PuLP 3 loads its own HiGHS when imported; OR-Tools' HiGHS loaded after it crashed the
+    process. The default backend then solves with highspy and says so."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    code = (
+        "import pulp\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(tests)!r})\n"
+        "from test_mip_cases import START, loan_case\n"
+        "from planner.mip import plan_mip\n"
+        "org, profiles = loan_case()\n"
+        "plan = plan_mip(org, profiles, start=START, solver='highs')\n"
+        "print(plan.report.status.value, any('highspy used' in m for m in plan.report.messages))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["optimal", "True"]
+
+
+def test_values_that_break_the_model_are_not_a_solution() -> None:
+    """A backend that hands back an unfinished iterate as "feasible" (PuLP at an LP's time
+    limit) gets status error and no values."""
+    from planner.backends.base import finish, infeasibility
+
+    org, profiles = loan_case()
+    model = build_model(problem_data(org, profiles, start=START))
+    good = get_backend("highs").solve(model, SolveOptions(time_limit=30))
+    assert good.x is not None
+    assert infeasibility(model, good.x) <= 1e-6
+    bad = finish(model, "x", Status.FEASIBLE, good.x * 0.0 - 1.0, None, None, 0.1, "stopped")
+    assert bad.status is Status.ERROR
+    assert bad.x is None
+    assert "break the model" in bad.message

@@ -95,6 +95,29 @@ class Backend:
         raise NotImplementedError(f"backend {self.name!r} does not implement solve()")
 
 
+#: Largest relative violation of a row, a bound or integrality accepted in a solution.
+FEASIBILITY_TOL = 1e-5
+
+
+def infeasibility(model: LinearModel, x: FloatArray) -> float:
+    """The largest violation of ``x``: of the rows and the bounds, each relative to
+    ``max(1, |bound|)``, and of integrality; 0 for a feasible point, ``inf`` for non-finite
+    values."""
+    if x.shape != (model.num_vars,) or not np.isfinite(x).all():
+        return math.inf
+    act = model.matrix @ x
+    worst = 0.0
+    for lo, val, hi in ((model.row_lower, act, model.row_upper), (model.lower, x, model.upper)):
+        low, high = np.isfinite(lo), np.isfinite(hi)
+        below = (lo[low] - val[low]) / np.maximum(1.0, np.abs(lo[low]))
+        above = (val[high] - hi[high]) / np.maximum(1.0, np.abs(hi[high]))
+        worst = max(worst, float(below.max(initial=0.0)), float(above.max(initial=0.0)))
+    if model.is_mip:
+        xi = x[model.integer]
+        worst = max(worst, float(np.abs(xi - np.round(xi)).max(initial=0.0)))
+    return worst
+
+
 def finish(
     model: LinearModel,
     solver: str,
@@ -106,10 +129,23 @@ def finish(
     message: str = "",
     duals: FloatArray | None = None,
 ) -> SolveResult:
-    """Build a :class:`SolveResult`, dropping values that are not a feasible solution."""
+    """Build a :class:`SolveResult`, dropping values that are not a feasible solution.
+
+    Values are checked against the model (:func:`infeasibility`): a backend that hands back an
+    unfinished iterate as a solution (PuLP says "integer feasible" for an LP stopped at its
+    time limit) gets status ``error`` and no values, never a plan that breaks the rules.
+    """
     if status not in (Status.OPTIMAL, Status.FEASIBLE) or x is None:
         return SolveResult(status, solver, solve_seconds=seconds, message=message, bound=bound)
     x = np.asarray(x, dtype=np.float64)
+    worst = infeasibility(model, x)
+    if worst > FEASIBILITY_TOL:
+        note = (
+            f"{solver}: its values break the model (worst relative violation {worst:.3g}): dropped"
+        )
+        return SolveResult(
+            Status.ERROR, solver, solve_seconds=seconds, message=f"{message}; {note}".strip("; ")
+        )
     obj = model.objective(x) if objective is None or not math.isfinite(objective) else objective
     if bound is not None and not math.isfinite(bound):
         bound = None

@@ -9,6 +9,8 @@ the solver's log.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
 from typing import Any, ClassVar
 
@@ -23,6 +25,17 @@ from planner.backends.base import (
     finish,
 )
 from planner.formulation.core import LinearModel
+
+_HELPER = "ortools.linear_solver.python.model_builder_helper"
+_PULP_FIRST: list[bool] = []  # decided once per process, at the first model_builder solve
+
+
+def _pulp_loaded_first() -> bool:
+    """Whether ``pulp`` was imported before OR-Tools' ``model_builder`` helper (judged at the
+    first solve through ``model_builder``, before this module loads the helper)."""
+    if not _PULP_FIRST:
+        _PULP_FIRST.append("pulp" in sys.modules and _HELPER not in sys.modules)
+    return _PULP_FIRST[0]
 
 
 def to_ortools(model: LinearModel, *, names: bool = False) -> Any:
@@ -60,6 +73,14 @@ class _ModelBuilderBackend(Backend):
 
     def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
         """Solve through ``model_builder``; statuses mapped to :class:`models.Status`."""
+        if _pulp_loaded_first() and self.solver_id == "highs":
+            # OR-Tools' HiGHS would crash the process (see pulp_backend.import_pulp): solve
+            # with the same HiGHS through highspy and say so
+            from planner.backends.highspy_direct import HighspyBackend
+
+            res = HighspyBackend().solve(model, options)
+            note = "pulp was imported before OR-Tools, whose HiGHS would crash: highspy used"
+            return dataclasses.replace(res, message=f"{note}; {res.message}")
         import ortools.linear_solver.python.model_builder_helper as mbh
         from ortools.linear_solver.python import model_builder as mb
 

@@ -8,6 +8,7 @@ Passthrough: keyword arguments of the PuLP solver class (``{"msg": True}``, ...)
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, ClassVar
@@ -25,9 +26,23 @@ from planner.backends.base import (
 from planner.formulation.core import LinearModel
 
 
+def import_pulp() -> Any:
+    """``pulp``, imported after OR-Tools' ``model_builder`` helper.
+
+    PuLP 3 loads its own HiGHS library into the process when it is imported; an OR-Tools HiGHS
+    solve that loads OR-Tools' helper only afterwards crashes the process (a segmentation
+    fault in ``HighsSolveProto``). Loading OR-Tools' helper first keeps both usable.
+    """
+    with contextlib.suppress(ImportError):
+        import ortools.linear_solver.python.model_builder_helper  # noqa: F401
+    import pulp
+
+    return pulp
+
+
 def to_pulp(model: LinearModel) -> tuple[Any, list[Any]]:
     """The model as a ``pulp.LpProblem``, built variable by variable and row by row."""
-    import pulp
+    pulp = import_pulp()
 
     prob = pulp.LpProblem("negotiation", pulp.LpMinimize)
     xs = []
@@ -67,7 +82,7 @@ class _PulpBackend(Backend):
 
     def make_solver(self, options: SolveOptions) -> Any:
         """The PuLP solver object for the common options."""
-        import pulp
+        pulp = import_pulp()
 
         cls = getattr(pulp, self.solver_class)
         kwargs: dict[str, Any] = {"msg": False, "gapRel": options.relative_gap}
@@ -83,7 +98,7 @@ class _PulpBackend(Backend):
 
     def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
         """Build term by term, solve, read ``sol_status``."""
-        import pulp
+        pulp = import_pulp()
 
         t0 = time.perf_counter()
         prob, xs = to_pulp(model)

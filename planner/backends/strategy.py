@@ -145,9 +145,14 @@ def _with_options(options: SolveOptions, deadline: float | None) -> SolveOptions
     return dataclasses.replace(options, time_limit=_remaining(deadline))
 
 
-def _fix_integers(model: LinearModel, x: FloatArray, *, at_lower: bool = False) -> LinearModel:
+def _fix_integers(
+    model: LinearModel, x: FloatArray, *, at_lower: bool = False, keep_switches: bool = False
+) -> LinearModel:
     """Round the integer columns (block rounders first) and fix them; with ``at_lower``, fix
-    every decision binary at its lower bound instead (shadow switches stay free)."""
+    every decision binary at its lower bound instead. Shadow switches (``shadow_on``) are
+    fixed on, the shadows being kept off by gaps in their bounds; with ``keep_switches`` they
+    keep their rounded values in ``x`` (a solution of a round whose time-to-live rows bind:
+    switching them all on would break those rows)."""
     lower, upper = model.lower.copy(), model.upper.copy()
     rounders: dict[str, Callable[[LinearModel, FloatArray], FloatArray]] = model.meta.get(
         "rounders", {}
@@ -157,7 +162,7 @@ def _fix_integers(model: LinearModel, x: FloatArray, *, at_lower: bool = False) 
             continue
         sl = slice(blk.offset, blk.offset + blk.size)
         if name == "shadow_on":
-            vals = np.ones(blk.size)  # shadows are kept off by the gaps in their bounds
+            vals = np.round(x[sl]) if keep_switches else np.ones(blk.size)
         elif at_lower:
             vals = model.lower[sl]
         elif name in rounders:
@@ -262,7 +267,7 @@ def _repair(
     the shadow runs that are too long and re-solve the LP. Its bound stays valid (the previous
     round's model is a relaxation of every later one)."""
     assert previous.x is not None
-    fixed = _fix_integers(model, previous.x) if model.is_mip else model
+    fixed = _fix_integers(model, previous.x, keep_switches=True) if model.is_mip else model
     result = _gap_shadows(data, fixed, previous, lp_backend, options, deadline)
     return _graded(result, previous.bound)
 

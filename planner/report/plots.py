@@ -54,6 +54,10 @@ def totals_plot(metrics: pd.DataFrame, path: Path) -> Path:
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("parent capacity-hours")
         ax.grid(axis="y", alpha=0.3)
+        # long policy names (kueue-shadow, mip-plan) overlap when set horizontally
+        ax.tick_params(axis="x", labelrotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     fig.suptitle("Per policy, summed over accounts and resources (each / parent capacity)")
     return save(fig, path)
 

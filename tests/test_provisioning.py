@@ -332,3 +332,32 @@ def test_the_cli_report_names_the_new_account_and_the_moves(demo_plans, capsys) 
     assert "move " in out
     assert "-> " + new.id in out
     assert "1 new account," in out
+
+
+def test_no_incumbent_in_time_gives_the_fast_mode_plan_not_the_greedy(monkeypatch) -> None:
+    """OR-Tools' HiGHS reports no incumbent at a time limit: the joint program's first round
+    then hands over to fast mode (with the time kept for it), which still opens the account."""
+    from models import Status
+    from planner.backends import REGISTRY, SolveResult, highspy_direct
+    from planner.mip import plan_mip
+    from planner.provision import ProvisioningExtension
+    from planner.verify import verify_plan
+
+    class NoIncumbent(highspy_direct.HighspyBackend):
+        name = "no-incumbent"
+
+        def solve(self, model, options):
+            if model.is_mip:
+                return SolveResult(Status.ERROR, self.name, message="time limit, no incumbent")
+            return super().solve(model, options)
+
+    monkeypatch.setitem(REGISTRY, "no-incumbent", NoIncumbent)
+    case = make_case()
+    ext = ProvisioningExtension(case.org, case.demand)
+    plan = plan_mip(
+        case.org, case.profiles, start=case.start, extensions=[ext], solver="no-incumbent"
+    )
+    assert plan.report.fallback is None
+    assert any("fast mode" in m for m in plan.report.messages)
+    assert [a.id for a in plan.new_accounts] == ["web+new1"]
+    assert verify_plan(case.org, plan, case.profiles) == []

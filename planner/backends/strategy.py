@@ -14,7 +14,9 @@
 - **Repair.** When a time-to-live round finds no solution in its time (or the last round
   still breaks the rule), the previous round's solution is repaired the same way: its integer
   columns fixed, shadow runs cut where they are too long, the LP solved again. The plan is
-  feasible, its bound still valid, and ``messages`` says so.
+  feasible, its bound still valid, and ``messages`` says so. When the first round of a
+  mixed-integer model (provisioning binaries) finds no solution in its time, fast mode
+  answers with the time kept for it, before any greedy fallback.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from planner.formulation.core import FloatArray
 SHADOW_EPS = 1e-6
 BASE_BLOCKS = {"quota": 2, "churn": 2, "shadow": 3, "lend": 3, "borrow": 3, "unmet": 3}
 MAX_ROUNDS = 4
-#: Share of the time left that a time-to-live round may use; the rest is kept for a repair.
+#: Share of a part's time that its rounds may use; the rest is kept for a repair (of a later
+#: round) or for fast mode (when the first round of a mixed-integer model finds nothing).
 REPAIR_SHARE = 0.8
 _WORST = [Status.OPTIMAL, Status.FEASIBLE, Status.UNBOUNDED, Status.INFEASIBLE, Status.ERROR]
 
@@ -290,16 +293,25 @@ def solve_part(
     result: SolveResult | None = None
     model: LinearModel | None = None
     previous: tuple[SolveResult, LinearModel, ProblemData] | None = None
+    mip_deadline = None
+    if deadline is not None:
+        mip_deadline = time.perf_counter() + REPAIR_SHARE * (deadline - time.perf_counter())
     for round_no in range(MAX_ROUNDS + 1):
         model = build_model(data, extensions)
         build += model.build_seconds
         if fast:
             return (*_solve_fast(data, model, lp_backend, options, deadline), build, messages)
-        # a later round keeps a fifth of the time left to repair the last round's solution
-        until = deadline
-        if previous is not None and deadline is not None:
-            until = time.perf_counter() + REPAIR_SHARE * (deadline - time.perf_counter())
+        # the rounds share the first four fifths of the time; the last fifth is kept to repair
+        # a round's solution, or for fast mode when the first round finds none
+        until = deadline if mip_deadline is None or not (previous or model.is_mip) else mip_deadline
         result = _run(backend, model, _with_options(options, until))
+        if result.x is None and previous is None and model.is_mip and result.status is Status.ERROR:
+            messages.append(
+                f"the program found no solution in its time ({result.message}); fast mode "
+                "(LP relaxation, rounding, LP again) answered instead"
+            )
+            fast_result, _ = _solve_fast(data, model, lp_backend, options, deadline)
+            return fast_result, model, build, messages
         if result.x is None and previous is not None:
             last, last_model, last_data = previous
             messages.append(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from test_mip_cases import START, case, loan_case, priority_case, shadow_case
+from test_mip_cases import START, case, loan_case, no_incumbent_backend, priority_case, shadow_case
 
 from models import Status
 from planner.backends import (
     REGISTRY,
     SolveOptions,
-    SolveResult,
     available_backends,
     get_backend,
 )
@@ -101,17 +100,7 @@ def test_backends_agree_on_a_generated_model() -> None:
 def test_a_time_to_live_round_without_solution_repairs_the_previous_one(monkeypatch) -> None:
     """A backend that finds no MIP solution in time (as OR-Tools' HiGHS reports a time limit
     without an incumbent): the relaxed round's solution is repaired, no greedy fallback."""
-    from planner.backends import highspy_direct
-
-    class NoIncumbent(highspy_direct.HighspyBackend):
-        name = "no-incumbent"
-
-        def solve(self, model, options):
-            if model.is_mip:
-                return SolveResult(Status.ERROR, self.name, message="time limit, no incumbent")
-            return super().solve(model, options)
-
-    monkeypatch.setitem(REGISTRY, "no-incumbent", NoIncumbent)
+    monkeypatch.setitem(REGISTRY, "no-incumbent", no_incumbent_backend())
     org, profiles = shadow_case(ttl=2)
     plan = plan_mip(org, profiles, start=START, solver="no-incumbent", time_limit=30)
     assert plan.report.fallback is None

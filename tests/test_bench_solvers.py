@@ -3,13 +3,13 @@ model as the array-built one."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 import pytest
+from benchmark_module import load_benchmark
 
 from planner.backends import SolveOptions, get_backend
 from planner.formulation import build_model, problem_data
@@ -19,14 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_solvers", ROOT / "benchmarks" / "solvers.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("solvers")
 
 
 @pytest.fixture(scope="module")

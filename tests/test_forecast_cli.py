@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from benchmark_module import load_benchmark
 
 from planner.cli import main
 
@@ -76,14 +76,7 @@ def test_forecast_bad_plot_account(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "forecast_accuracy", ROOT / "benchmarks" / "forecast_accuracy.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("forecast_accuracy")
 
 
 def test_benchmark_quick_synthetic(tmp_path: Path) -> None:

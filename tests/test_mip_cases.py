@@ -72,3 +72,20 @@ def priority_case() -> tuple[Organisation, dict[str, NeedProfile]]:
         capacity=10,
         rules={"allow_loans": False, "allow_shadow": False},
     )
+
+
+def no_incumbent_backend() -> type:
+    """A HiGHS (highspy) backend that finds no solution to any mixed-integer model, as
+    OR-Tools' HiGHS reports a time limit without its incumbent; LPs it solves."""
+    from models import Status
+    from planner.backends import SolveResult, highspy_direct
+
+    class NoIncumbent(highspy_direct.HighspyBackend):
+        name = "no-incumbent"
+
+        def solve(self, model, options):  # type: ignore[no-untyped-def]
+            if model.is_mip:
+                return SolveResult(Status.ERROR, self.name, message="time limit, no incumbent")
+            return super().solve(model, options)
+
+    return NoIncumbent

@@ -337,21 +337,14 @@ def test_the_cli_report_names_the_new_account_and_the_moves(demo_plans, capsys) 
 def test_no_incumbent_in_time_gives_the_fast_mode_plan_not_the_greedy(monkeypatch) -> None:
     """OR-Tools' HiGHS reports no incumbent at a time limit: the joint program's first round
     then hands over to fast mode (with the time kept for it), which still opens the account."""
-    from models import Status
-    from planner.backends import REGISTRY, SolveResult, highspy_direct
+    from test_mip_cases import no_incumbent_backend
+
+    from planner.backends import REGISTRY
     from planner.mip import plan_mip
     from planner.provision import ProvisioningExtension
     from planner.verify import verify_plan
 
-    class NoIncumbent(highspy_direct.HighspyBackend):
-        name = "no-incumbent"
-
-        def solve(self, model, options):
-            if model.is_mip:
-                return SolveResult(Status.ERROR, self.name, message="time limit, no incumbent")
-            return super().solve(model, options)
-
-    monkeypatch.setitem(REGISTRY, "no-incumbent", NoIncumbent)
+    monkeypatch.setitem(REGISTRY, "no-incumbent", no_incumbent_backend())
     case = make_case()
     ext = ProvisioningExtension(case.org, case.demand)
     plan = plan_mip(

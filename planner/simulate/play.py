@@ -49,7 +49,8 @@ def play_planned(
     ``offset`` is the position of ``times[0]`` among the replayed steps. With ``cohort`` the
     planned quotas, shadow quotas and loans are the cohort's nominal quotas for the step and,
     on top of them, an account short of quota borrows what others leave idle and the parent
-    has not assigned (:func:`cohort_step`): the program's plan run the way a Kueue-style
+    has not assigned (:func:`cohort_step`), then gets shadow quotas on demand from what is
+    still free (:func:`shadow_on_demand`): the program's plan run the way a Kueue-style
     scheduler would run it.
     """
     org = state.org
@@ -151,11 +152,7 @@ def shadow_on_demand(
         room = np.minimum(room, np.clip(limits["ceiling"] - effective, 0.0, None))
         run = np.array([[runs.get(key, 0) for key in row] for row in keys], dtype=np.int64)
         room[run >= rules.shadow_ttl_periods] = 0.0
-        ask = np.minimum(short, room)
-        order = limits["order"]
-        sorted_ask = ask[order]
-        before = np.cumsum(sorted_ask, axis=0) - sorted_ask
-        extra[order] = np.clip(free[None, :] - before, 0.0, sorted_ask)
+        extra = serve_by_priority(np.minimum(short, room), free, limits["order"])
     on = (planned + extra) > EPS
     for i, a in enumerate(accounts):
         for j, r in enumerate(org.resource_names):
@@ -168,6 +165,16 @@ def shadow_on_demand(
                 state.event("shadow_reverted", ts, a, r, reason=why, on_demand=True)
             was[key] = float(extra[i, j])
     return extra
+
+
+def serve_by_priority(ask: np.ndarray, pool: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Serve ``ask`` (accounts x resources) from ``pool`` (per resource), accounts in
+    ``order`` (highest priority first), each in full while the pool lasts."""
+    served = np.zeros_like(ask)
+    ranked = ask[order]
+    before = np.cumsum(ranked, axis=0) - ranked
+    served[order] = np.clip(pool[None, :] - before, 0.0, ranked)
+    return served
 
 
 def _limits(state: PolicyState, accounts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -212,11 +219,7 @@ def cohort_step(
     ask = np.clip(np.minimum(usage - base, np.minimum(b_room, limits["ceiling"] - base)), 0.0, None)
     lendable = np.clip(np.minimum(base - own, l_room), 0.0, None)
     pool = free + lendable.sum(axis=0)
-    order = limits["order"]
-    more = np.zeros_like(base)
-    sorted_ask = ask[order]
-    before = np.cumsum(sorted_ask, axis=0) - sorted_ask
-    more[order] = np.clip(pool[None, :] - before, 0.0, sorted_ask)
+    more = serve_by_priority(ask, pool, limits["order"])
     from_lenders = np.clip(more.sum(axis=0) - free, 0.0, None)
     total = lendable.sum(axis=0)
     share = np.divide(from_lenders, total, out=np.zeros_like(free), where=total > 0)

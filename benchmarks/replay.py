@@ -12,7 +12,8 @@ Writes ``benchmarks/results/replay.md`` and ``replay.csv`` (``replay_quick.*`` w
 one row per scenario and policy) and,
 per scenario, the replay's tables and report under ``benchmarks/results/replay/<scenario>/``.
 Organisations come from :mod:`planner.scenarios` (tightness 0.8: parent capacity = 80 % of the sum
-of the accounts' peaks; quotas = the first week's P95, so the replay starts after that week).
+of the accounts' peaks; quotas = the P95 of the warm-up before the first replayed cycle: the
+first week, or the first half of a window shorter than two weeks).
 
 Targets (issue 6), on ``throttled_share`` and ``idle_share`` (unit-hours over parent capacity,
 summed over resources): the program with forecasts (``mip``) throttles >= 50 % less than ``greedy``

@@ -19,6 +19,7 @@ from models import Organisation
 from planner.estimate import RecentPeakEstimator
 from planner.io import load
 from planner.scenarios import (
+    BITBRAINS_RESOURCES,
     DEFAULT_DATA_DIR,
     alibaba_graph_tables,
     alibaba_workload_graph,
@@ -27,6 +28,7 @@ from planner.scenarios import (
     google_organisation,
     tables_to_models,
 )
+from planner.scenarios._build import build_organisation, warmup_hours
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "planner" / "demo_data"
@@ -257,3 +259,32 @@ def test_build_script_reproduces_the_shipped_files(tmp_path: Path) -> None:
     module.build_demo(DEFAULT_DATA_DIR, tmp_path / "demo")
     for f in sorted(DEMO.iterdir()):
         assert (tmp_path / "demo" / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+def test_current_quotas_see_only_the_warm_up_of_a_short_window() -> None:
+    """A 4-day window replays from its midpoint: usage after it (here a burst of account 1)
+    must not leak into the current quotas, floors and limits the baselines start from."""
+    hours = 96
+    ts = pd.date_range("2013-07-01", periods=hours, freq="h", name="ts")
+    quiet = np.r_[np.full(hours // 2, 1.0), np.full(hours // 2, 1.0)]
+    burst = np.r_[np.zeros(hours // 2), np.full(hours // 2, 8.0)]
+    frame = pd.DataFrame({"vm1": quiet, "vm2": burst}, index=ts)
+    org, _ = build_organisation(
+        {"cpu": frame, "memory": frame * 2},
+        np.array([0, 1]),
+        name="warm-up",
+        resources=BITBRAINS_RESOURCES,
+        tightness=0.8,
+        seed=0,
+        mean_memory=pd.Series({"vm1": 2.0, "vm2": 2.0}),
+    )
+    assert warmup_hours(hours) == 48
+    assert warmup_hours(24 * 30) == 168
+    bursty = org.accounts[1]
+    for r in ("cpu", "memory"):
+        assert bursty.quota[r] == 0.0
+        assert bursty.floor[r] == 0.0
+        assert bursty.borrow_limit[r] == 0.0
+        # capacity and ceilings are the scenario's sizing (whole window), not a forecast
+        assert bursty.ceiling[r] == pytest.approx(8.0 * (2 if r == "memory" else 1) / 0.8)
+    assert org.accounts[0].quota["cpu"] == pytest.approx(1.0)

@@ -7,8 +7,12 @@ organisation.
 Rules
 -----
 Let ``U[a, r, t]`` be the hourly usage of account ``a`` (the sum of its workloads), ``peak[a, r]``
-its maximum over the window and ``first[a, r]`` its values over the first week (the first 168
-hours, or the whole window when shorter).
+its maximum over the window and ``first[a, r]`` its values over the warm-up: the first week (168
+hours), or the first half of the window when it is shorter than two weeks. That is the history
+a replay of the window plans from before its first cycle
+(:func:`planner.simulate.engine.default_start`), so the current quotas, floors and limits never
+see the replayed hours: quotas set from the whole of a short window would hand the static and
+Kueue-like baselines a P95 of the very usage they are replayed against.
 
 - **Parent capacity** ``capacity[r] = tightness x sum_a peak[a, r]``; **reserve** (what shadow
   quotas come from) ``= 5 %`` of it.
@@ -44,6 +48,14 @@ import pandas as pd
 from models import Organisation
 
 FIRST_WEEK_HOURS = 168
+
+
+def warmup_hours(n_hours: int) -> int:
+    """Hours of the warm-up whose usage sets the current quotas: one week, or the first half of
+    a window shorter than two weeks (never past the replay's default start)."""
+    return max(1, min(FIRST_WEEK_HOURS, n_hours // 2))
+
+
 RESERVE_FRACTION = 0.05
 PROFILE_RULES: dict[str, tuple[int, float, float]] = {
     # profile: (base priority, service level, min coverage)
@@ -153,7 +165,8 @@ def build_organisation(
     n_groups = int(groups.max()) + 1
     group_of = pd.Series(groups, index=workloads)
     per_account = {r: usage[r].T.groupby(group_of).sum().T for r in names}
-    first = {r: per_account[r].iloc[:FIRST_WEEK_HOURS] for r in names}
+    warm = warmup_hours(len(per_account[names[0]]))
+    first = {r: per_account[r].iloc[:warm] for r in names}
     peaks = pd.DataFrame({r: per_account[r].max() for r in names})
     burst = per_account["cpu"].max() / per_account["cpu"].median().clip(lower=1e-9)
     profile = _profiles(peaks, burst)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from test_mip_cases import START, case, loan_case, no_incumbent_backend, priority_case, shadow_case
 
@@ -189,3 +190,57 @@ def test_values_that_break_the_model_are_not_a_solution() -> None:
     assert bad.status is Status.ERROR
     assert bad.x is None
     assert "break the model" in bad.message
+
+
+def test_large_lps_go_to_clp_under_the_default_solver_only(monkeypatch) -> None:
+    from planner.backends import strategy
+    from planner.formulation.synthetic import START as SYN_START
+    from planner.formulation.synthetic import make_organisation
+
+    calls: list[tuple[str, bool, int]] = []
+
+    class Spy(strategy.Backend):
+        def __init__(self, inner: strategy.Backend) -> None:
+            self.inner = inner
+
+        def solve(self, model, options):  # type: ignore[no-untyped-def]
+            calls.append((self.inner.name, model.is_mip, model.num_vars))
+            return self.inner.solve(model, options)
+
+    org, profiles = make_organisation(6, 2, 6, seed=3)
+    data = problem_data(org, profiles, start=SYN_START)
+    small_model = build_model(strategy.subset(data, [0]))
+    monkeypatch.setattr(strategy, "LARGE_LP_COLUMNS", small_model.num_vars)
+    router = strategy.LpRouter(Spy(get_backend("highs")), Spy(get_backend("clp")))
+    monkeypatch.setattr(strategy, "default_backend", lambda: router)
+    opts = SolveOptions(time_limit=30, threads=1)
+    sol = strategy.solve_negotiation(data, solver=None, options=opts, fast=True)
+    assert sol.status in (Status.OPTIMAL, Status.FEASIBLE)
+    assert calls
+    assert all(name == "clp" for name, is_mip, n in calls if not is_mip)
+    assert any("solved by CLP" in m for m in sol.messages)
+    # the same LPs through the LP solver named by the caller: no routing
+    calls.clear()
+    named = strategy.solve_negotiation(data, solver="highs", options=opts, fast=True)
+    assert named.objective == pytest.approx(sol.objective, rel=1e-6)
+    assert not calls
+    assert not any("solved by CLP" in m for m in named.messages)
+
+
+def test_parts_in_threads_give_the_plan_of_parts_in_turn() -> None:
+    from planner.backends.strategy import solve_negotiation
+    from planner.formulation.synthetic import START as SYN_START
+    from planner.formulation.synthetic import make_organisation
+
+    org, profiles = make_organisation(12, 3, 8, seed=5)
+    data = problem_data(org, profiles, start=SYN_START)
+    one = solve_negotiation(data, solver="highs", options=SolveOptions(time_limit=60, threads=1))
+    three = solve_negotiation(data, solver="highs", options=SolveOptions(time_limit=60, threads=3))
+    assert one.status is three.status is Status.OPTIMAL
+    assert three.objective == pytest.approx(one.objective, rel=1e-6)
+    assert three.bound == pytest.approx(one.bound, rel=1e-6)
+    for name, values in one.values.items():
+        assert three.values[name].shape == values.shape
+    assert np.allclose(three.values["unmet"].sum(axis=(0, 2)), one.values["unmet"].sum(axis=(0, 2)))
+    assert any("3 parts (one per resource) solved 3 at a time" in m for m in three.messages)
+    assert not any("at a time" in m for m in one.messages)

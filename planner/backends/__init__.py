@@ -9,7 +9,7 @@ importing it). Every backend takes the same :class:`~planner.formulation.core.Li
 from __future__ import annotations
 
 from planner.backends.base import Backend, SolveOptions, SolveResult, SolverUnavailableError
-from planner.backends.cbc import CbcBackend
+from planner.backends.cbc import CbcBackend, ClpBackend
 from planner.backends.highspy_direct import HighspyBackend
 from planner.backends.ortools_mb import CpSatBackend, GlopBackend, HighsBackend, ScipBackend
 from planner.backends.pulp_backend import PulpCbcBackend, PulpHighsBackend
@@ -24,6 +24,7 @@ REGISTRY: dict[str, type[Backend]] = {
         CpSatBackend,
         GlopBackend,
         CbcBackend,
+        ClpBackend,
         HighspyBackend,
         PulpCbcBackend,
         PulpHighsBackend,

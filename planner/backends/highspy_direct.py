@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ from planner.backends.base import Backend, SolveOptions, SolveResult, finish
 from planner.formulation.core import LinearModel
 
 _BANNER_SHOWN = False
+_BANNER_LOCK = threading.Lock()  # parts solve in threads; file descriptor 1 is shared
 
 
 def _new_highs(highspy: Any, *, quiet: bool) -> Any:
@@ -25,9 +27,15 @@ def _new_highs(highspy: Any, *, quiet: bool) -> Any:
     standard output before any option can be set, so unless output is asked for it is made
     with file descriptor 1 pointed at ``os.devnull``."""
     global _BANNER_SHOWN
-    if _BANNER_SHOWN or not quiet:
-        _BANNER_SHOWN = True
-        return highspy.Highs()
+    with _BANNER_LOCK:
+        if _BANNER_SHOWN or not quiet:
+            _BANNER_SHOWN = True
+            return highspy.Highs()
+        return _quiet_highs(highspy)
+
+
+def _quiet_highs(highspy: Any) -> Any:
+    global _BANNER_SHOWN
     sys.stdout.flush()
     saved = os.dup(1)
     try:

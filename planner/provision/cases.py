@@ -16,10 +16,15 @@
 - rules: no loans, no shadows, no churn or holding cost (so a case's objective is unmet demand,
   opening, migration and cut traffic only, which :mod:`planner.provision.brute` evaluates
   exactly), ``cut_cost`` per unit of traffic, ``unmet_cost`` per unit-period.
+
+:func:`cut_first_cut_cost` gives the price of traffic at which such a case's objective puts the
+cut before migration and opening (a fixed price does not: the real graphs' lightest edges,
+rescaled, carry 1e-4 of the mean traffic).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -174,3 +179,39 @@ def overloaded_case(
     }
     demand = WorkloadDemand.from_peaks(org, share_peaks, note="generated case: shares of peaks")
     return Case(org, profiles, demand, periods[0], curves)
+
+
+def cut_first_cut_cost(org: Organisation) -> float:
+    """A ``cut_cost`` at which cutting any traffic outweighs every migration and opening.
+
+    ``S`` is the most a plan can spend on anything but cut and unmet demand in a generated
+    case (module docstring: no quota, churn or holding cost): every migratable workload's
+    migration cost plus ``rules.max_new_accounts`` openings of the dearest template. ``w`` is
+    the lightest positive edge weight. The price is ten times the least power of ten at or
+    above ``S / w``, so ``price x w >= 10 S``: among plans that leave the same demand unmet,
+    any plan that cuts an edge costs more than any plan that cuts none, and a plan whose cut
+    exceeds another's by ``w`` or more costs more whatever either moves or opens. Since a
+    cutting plan then costs at least ten times a zero-cut plan with no more unmet demand, no
+    MIP relative gap below 0.9 accepts it in the zero-cut plan's place. 1.0 when no edge
+    carries traffic or nothing can be spent.
+
+    Raises
+    ------
+    ValueError
+        When the parent charges for quota (``cost_per_unit``) or the rules price churn:
+        ``S`` would not bound those costs.
+    """
+    if any(v > 0 for v in org.parent.cost_per_unit.values()) or org.rules.churn_cost > 0:
+        raise ValueError(
+            "cut_first_cut_cost bounds migration and opening only; this organisation also "
+            "prices quota or churn"
+        )
+    weights = [e.weight for e in org.edges if e.weight > 0]
+    if not weights:
+        return 1.0
+    migration = sum(w.migration_cost for w in org.workloads if w.migratable)
+    opening = max((t.opening_cost for t in org.templates), default=0.0)
+    spend = migration + org.rules.max_new_accounts * opening
+    if spend <= 0:
+        return 1.0
+    return float(10.0 ** (math.ceil(math.log10(spend / min(weights)) - 1e-12) + 1))

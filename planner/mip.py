@@ -23,8 +23,10 @@ Semantics chosen where the rules leave room (documented here and in the formulat
 - a loan record lasts at most ``loan_max_periods`` periods from its original start; a longer
   lending need becomes successive records;
 - unmet demand costs ``unmet_cost x (1 + priority) / (1 + mean priority) x (1 + criticality)``
-  per unit-period; under ``hard_thresholds`` at most ``1 - min_coverage`` of each period's demand
-  may go unmet.
+  per unit-period; the part of a target above the forecast's median costs that times the
+  chance that real demand reaches it (about 0.2 for a P99 target), so one account's unlikely
+  peak does not outbid another's median demand; under ``hard_thresholds`` at most
+  ``1 - min_coverage`` of each period's demand may go unmet.
 """
 
 from __future__ import annotations
@@ -461,7 +463,8 @@ def evaluate_plan(org: Organisation, profiles: Mapping[str, NeedProfile], plan: 
     """The model's objective for any plan (greedy's too), recomputed from its records.
 
     Unmet demand is what the plan's supply (quota + shadow + borrowed - lent) leaves of each
-    period's target; held quota, churn, shadow and loan premiums are priced as in the model.
+    period's target, priced in the model's two bands (:func:`unmet_cost`); held quota, churn,
+    shadow and loan premiums are priced as in the model.
     """
     from planner.formulation.data import EPSILON_COST
 
@@ -493,6 +496,19 @@ def evaluate_plan(org: Organisation, profiles: Mapping[str, NeedProfile], plan: 
         supply[a_idx[loan.lender], j, m] -= loan.amount
         supply[a_idx[loan.borrower], j, m] += loan.amount
         cost += (rules.loan_premium + 2 * EPSILON_COST) * loan.amount * m.sum()
-    unmet = np.maximum(data.demand - supply, 0.0)
-    cost += float((data.unmet_weight[:, None, None] * unmet).sum())
+    cost += unmet_cost(data, supply)
     return cost if math.isfinite(cost) else math.inf
+
+
+def unmet_cost(data: ProblemData, supply: FloatArray) -> float:
+    """The model's price of the demand that ``supply`` (accounts x resources x periods) leaves.
+
+    Shortfall is uncovered from the top: the part above the forecast's median (at most
+    ``demand - median``) costs ``unmet_weight x tail_price``, the rest ``unmet_weight``.
+    """
+    unmet = np.maximum(data.demand - supply, 0.0)
+    w = data.unmet_weight[:, None, None]
+    if data.median is None or data.tail_price is None:
+        return float((w * unmet).sum())
+    tail = np.minimum(unmet, np.maximum(data.demand - data.median, 0.0))
+    return float((w * data.tail_price * tail).sum() + (w * (unmet - tail)).sum())

@@ -50,6 +50,7 @@ from planner.backends import (
 from planner.backends.cbc import ClpBackend
 from planner.backends.ortools_mb import HighsBackend
 from planner.formulation import Extension, LinearModel, ProblemData, build_model
+from planner.formulation.allocation import unmet_values
 from planner.formulation.core import FloatArray
 
 SHADOW_EPS = 1e-6
@@ -113,6 +114,8 @@ def subset(data: ProblemData, resources: Sequence[int]) -> ProblemData:
         committed_lend=data.committed_lend[:, idx],
         committed_borrow=data.committed_borrow[:, idx],
         ttl_mask=None if data.ttl_mask is None else data.ttl_mask[:, idx],
+        median=None if data.median is None else data.median[:, idx],
+        tail_price=None if data.tail_price is None else data.tail_price[:, idx],
     )
     return out
 
@@ -484,6 +487,7 @@ def solve_negotiation(
         sol.bound = None if sol.bound is None or res.bound is None else sol.bound + res.bound
         for name in BASE_BLOCKS:
             values[name][:, part] = model.values(name, res.x)
+        values["unmet"][:, part] = unmet_values(model, res.x)
         if duals is not None and res.duals is not None:
             duals["coverage"][:, part] = model.row_values("coverage", res.duals)
             duals["capacity"][part] = model.row_values("capacity", res.duals)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from planner.formulation.core import ModelBuilder
+from planner.formulation.core import FloatArray, LinearModel, ModelBuilder
 from planner.formulation.data import EPSILON_COST, ProblemData
 
 A, R, T = "account", "resource", "period"
@@ -29,6 +29,10 @@ def define_variables(b: ModelBuilder, d: ProblemData) -> None:
     - ``lend[a,r,t]`` in ``[committed, lend_limit]`` (premium ``loan_premium``),
       ``borrow[a,r,t]`` in ``[committed, borrow_limit]``: through the parent's pool.
     - ``unmet[a,r,t]`` in ``[0, d]``: demand left uncovered, priced by ``unmet_weight[a]``.
+    - ``unmet_tail[a,r,t]`` in ``[0, d - median]``: uncovered target above the forecast's
+      median, priced by ``unmet_weight[a] x tail_price[a,r,t]`` (the chance that real demand
+      reaches it); only when some profile carries a median below its target. Being cheaper,
+      it is used before ``unmet``: the pair prices shortfall piecewise linearly.
     """
     rules = d.org.rules
     labels_ar = (d.accounts, d.resources)
@@ -98,6 +102,28 @@ def define_variables(b: ModelBuilder, d: ProblemData) -> None:
         cost=d.unmet_weight[:, None, None],
         doc="demand left uncovered",
     )
+    if d.median is not None and d.tail_price is not None:
+        b.add_block(
+            "unmet_tail",
+            (A, R, T),
+            labels_art,
+            upper=np.maximum(d.demand - d.median, 0.0),
+            cost=d.unmet_weight[:, None, None] * d.tail_price,
+            doc="demand left uncovered above the forecast's median",
+        )
+
+
+def unmet_blocks(b: ModelBuilder | LinearModel) -> tuple[str, ...]:
+    """The blocks whose sum is an account's unmet demand (``unmet``, and ``unmet_tail``)."""
+    return ("unmet", "unmet_tail") if "unmet_tail" in b.blocks else ("unmet",)
+
+
+def unmet_values(model: LinearModel, x: FloatArray) -> FloatArray:
+    """Unmet demand (accounts x resources x periods) in the solution ``x``: both price bands."""
+    out = model.values("unmet", x).copy()
+    if "unmet_tail" in model.blocks:
+        out += model.values("unmet_tail", x)
+    return out
 
 
 def ttl_pairs(d: ProblemData) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -158,7 +184,8 @@ def define_reserve(b: ModelBuilder, d: ProblemData) -> None:
 def define_coverage(b: ModelBuilder, d: ProblemData) -> None:
     """Each account's demand is covered or counted as unmet.
 
-    ``quota[a,r] + shadow[a,r,t] + borrow[a,r,t] - lend[a,r,t] + unmet[a,r,t] >= d[a,r,t]``.
+    ``quota[a,r] + shadow[a,r,t] + borrow[a,r,t] - lend[a,r,t] + unmet[a,r,t]
+    (+ unmet_tail[a,r,t]) >= d[a,r,t]``.
     """
     f = b.add_family(
         "coverage",
@@ -169,7 +196,8 @@ def define_coverage(b: ModelBuilder, d: ProblemData) -> None:
     )
     rows = f.index()
     b.add_terms("coverage", "quota", rows, b.blocks["quota"].index()[:, :, None], 1.0)
-    for name, sign in (("shadow", 1.0), ("borrow", 1.0), ("lend", -1.0), ("unmet", 1.0)):
+    signs = {"shadow": 1.0, "borrow": 1.0, "lend": -1.0} | dict.fromkeys(unmet_blocks(b), 1.0)
+    for name, sign in signs.items():
         b.add_terms("coverage", name, rows, b.blocks[name].index(), sign)
 
 
@@ -306,7 +334,7 @@ def define_shadow_ttl(b: ModelBuilder, d: ProblemData) -> None:
 def define_min_coverage(b: ModelBuilder, d: ProblemData) -> None:
     """Hard performance thresholds (only under ``rules.hard_thresholds``).
 
-    ``unmet[a,r,t] <= (1 - min_coverage[a]) x d[a,r,t]``.
+    ``unmet[a,r,t] (+ unmet_tail[a,r,t]) <= (1 - min_coverage[a]) x d[a,r,t]``.
     """
     if not d.org.rules.hard_thresholds:
         return
@@ -318,7 +346,8 @@ def define_min_coverage(b: ModelBuilder, d: ProblemData) -> None:
         doc=define_min_coverage.__doc__ or "",
         relaxable=True,
     )
-    b.add_terms("min_coverage", "unmet", f.index(), b.blocks["unmet"].index(), 1.0)
+    for name in unmet_blocks(b):
+        b.add_terms("min_coverage", name, f.index(), b.blocks[name].index(), 1.0)
 
 
 FAMILIES = (

@@ -31,6 +31,11 @@ class ProblemData:
     ``reclaim="expiry"``, which the plan must honour until they end. ``ttl_mask[a, r]`` selects
     the pairs whose shadow time-to-live is modelled (see
     :func:`planner.formulation.allocation.ttl_pairs`).
+
+    ``median[a, r, t] <= demand[a, r, t]`` is the forecast's median where the profile has one
+    (else the target itself) and ``tail_price[a, r, t]`` in ``(0, 1]`` the share of the unmet
+    price that a unit of target above the median costs (:func:`tail_prices`); ``None`` means
+    no profile carries quantiles below its target: all unmet demand is priced in full.
     """
 
     org: Organisation
@@ -56,6 +61,8 @@ class ProblemData:
     committed_borrow: FloatArray
     notes: list[str] = field(default_factory=list)
     ttl_mask: npt.NDArray[np.bool_] | None = None
+    median: FloatArray | None = None
+    tail_price: FloatArray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -88,6 +95,31 @@ def committed_loans(org: Organisation, start: datetime) -> list[Loan]:
     return [x for x in org.state.loans if x.reclaim == "expiry" and x.until > start]
 
 
+def tail_prices(levels: dict[float, FloatArray], target: FloatArray, level: float) -> FloatArray:
+    """Expected share of the tail ``[median, target]`` that real demand reaches, per period.
+
+    Leaving one unit of supply short at level ``x`` throttles demand with probability
+    ``P(demand > x)``; the forecast's quantiles give that probability at a few points
+    (``1 - l`` at the quantile of level ``l``, ``1 - level`` at the target). Between them it is
+    taken as linear, and the price of the tail's units is its mean over ``[median, target]``
+    (trapezoids): about ``0.3`` for a P90 target, ``0.2`` for a P99 one. Where the tail is
+    empty the price is 1.
+    """
+    median = np.minimum(levels[0.5], target)
+    xs = [median] + [levels[lv] for lv in sorted(levels) if 0.5 < lv < level] + [target]
+    ps = [0.5] + [1.0 - lv for lv in sorted(levels) if 0.5 < lv < level] + [1.0 - level]
+    area = np.zeros_like(target)
+    lo = median
+    for k in range(1, len(xs)):
+        hi = np.maximum(np.minimum(xs[k], target), lo)
+        area += (hi - lo) * (ps[k - 1] + ps[k]) / 2.0
+        lo = hi
+    width = target - median
+    with np.errstate(divide="ignore", invalid="ignore"):
+        price = np.where(width > 1e-12, area / np.where(width > 1e-12, width, 1.0), 1.0)
+    return np.clip(price, 1e-3, 1.0)
+
+
 def problem_data(
     org: Organisation, profiles: Mapping[str, NeedProfile], *, start: datetime
 ) -> ProblemData:
@@ -105,6 +137,17 @@ def problem_data(
     periods = [start + k * step for k in range(n_t)]
     notes: list[str] = []
     demand = np.zeros((n_a, n_r, n_t))
+    median = np.zeros((n_a, n_r, n_t))
+    tail_price = np.ones((n_a, n_r, n_t))
+
+    def align(values: list[float], first: int) -> FloatArray:
+        seg = np.asarray(values, dtype=np.float64)[first : first + n_t]
+        if seg.size == 0:
+            seg = np.asarray(values[-1:], dtype=np.float64)
+        if seg.size < n_t:
+            seg = np.concatenate([seg, np.full(n_t - seg.size, seg[-1])])
+        return seg
+
     for i, acc in enumerate(accounts):
         prof = profiles.get(acc)
         if prof is None:
@@ -113,19 +156,20 @@ def problem_data(
             rd = prof.demand.get(res)
             if rd is None:
                 continue
-            target = np.asarray(rd.target, dtype=np.float64)
             shift = (start - rd.periods[0]) / step
             first = round(shift) if abs(shift - round(shift)) < 1e-9 and shift >= 0 else 0
-            seg = target[first : first + n_t]
-            if seg.size == 0:
-                seg = target[-1:]
-            if seg.size < n_t:
+            covered = len(rd.target[first : first + n_t]) or 1
+            if covered < n_t:
                 notes.append(
-                    f"the profile of {acc} for {res} covers {seg.size} of {n_t} periods; "
+                    f"the profile of {acc} for {res} covers {covered} of {n_t} periods; "
                     "its last value is held for the rest"
                 )
-                seg = np.concatenate([seg, np.full(n_t - seg.size, seg[-1])])
-            demand[i, j] = seg
+            demand[i, j] = align(rd.target, first)
+            median[i, j] = demand[i, j]
+            if 0.5 in rd.quantiles and rd.service_level > 0.5:
+                levels = {lv: align(v, first) for lv, v in rd.quantiles.items()}
+                median[i, j] = np.clip(levels[0.5], 0.0, demand[i, j])
+                tail_price[i, j] = tail_prices(levels, demand[i, j], rd.service_level)
 
     def amounts(key: str, default: float) -> FloatArray:
         return np.array(
@@ -171,4 +215,6 @@ def problem_data(
         committed_lend=committed_lend,
         committed_borrow=committed_borrow,
         notes=notes,
+        median=median if bool((demand - median > 1e-9).any()) else None,
+        tail_price=tail_price if bool((demand - median > 1e-9).any()) else None,
     )

@@ -27,6 +27,7 @@ from models import (
 )
 from planner.backends import SolveOptions, SolveResult, get_backend
 from planner.formulation import build_model, problem_data
+from planner.formulation.allocation import unmet_values
 from planner.formulation.core import FloatArray, LinearModel, ModelBuilder
 from planner.formulation.data import ProblemData
 from planner.formulation.provisioning import (
@@ -60,7 +61,7 @@ class JointResult:
         """Unit-periods of demand left uncovered, existing and new accounts together."""
         if self.solve.x is None:
             return math.nan
-        total = float(self.model.values("unmet", self.solve.x).sum())
+        total = float(unmet_values(self.model, self.solve.x).sum())
         if "new_unmet" in self.model.blocks:
             total += float(self.model.values("new_unmet", self.solve.x).sum())
         return total
@@ -245,7 +246,7 @@ def joint_plan(result: JointResult) -> Plan:
     unmet: dict[str, dict[str, float]] = {}
     if x is not None:
         q = result.model.values("quota", x)
-        um = result.model.values("unmet", x).sum(axis=2)
+        um = unmet_values(result.model, x).sum(axis=2)
     for i, a in enumerate(d.accounts):
         for j, r in enumerate(d.resources):
             after = float(q[i, j]) if x is not None else float(d.quota0[i, j])

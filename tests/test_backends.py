@@ -227,6 +227,30 @@ def test_large_lps_go_to_clp_under_the_default_solver_only(monkeypatch) -> None:
     assert not any("solved by CLP" in m for m in named.messages)
 
 
+def test_a_large_lp_that_clp_fails_is_solved_again_by_highs(monkeypatch) -> None:
+    from planner.backends import strategy
+    from planner.formulation.synthetic import START as SYN_START
+    from planner.formulation.synthetic import make_organisation
+
+    class Broken(strategy.Backend):
+        name = "clp"
+
+        def solve(self, model, options):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no CLP in this build")
+
+    org, profiles = make_organisation(6, 1, 6, seed=3)
+    model = build_model(problem_data(org, profiles, start=SYN_START))
+    monkeypatch.setattr(strategy, "LARGE_LP_COLUMNS", 1)
+    router = strategy.LpRouter(get_backend("highs"), Broken())
+    res = router.solve(model, SolveOptions(time_limit=30))
+    direct = get_backend("highs").solve(model, SolveOptions(time_limit=30))
+    assert res.status is Status.OPTIMAL
+    assert res.objective == pytest.approx(direct.objective, rel=1e-6)
+    assert "clp failed: no CLP in this build" in res.message
+    assert "highs solved it again" in res.message
+    assert router.used_large == 1
+
+
 def test_parts_in_threads_give_the_plan_of_parts_in_turn() -> None:
     from planner.backends.strategy import solve_negotiation
     from planner.formulation.synthetic import START as SYN_START

@@ -60,7 +60,8 @@ def test_cut_first_price_outweighs_every_migration_and_opening() -> None:
     assert price * 1e-4 >= 10 * spend
     assert price == 1e8  # ten times 1e7, the power of ten at or above 108 / 1e-4
     cut, kl_cut, _ = program_and_kl(light_edge_case(price, 100 * price))
-    assert cut == 0.0 <= kl_cut
+    assert cut == 0.0
+    assert kl_cut == 0.0  # here both avoid the light edge: the price made the program agree
 
 
 def test_cut_first_price_refuses_costs_it_does_not_bound() -> None:
@@ -68,8 +69,11 @@ def test_cut_first_price_refuses_costs_it_does_not_bound() -> None:
     priced = org.model_copy(
         update={"parent": ParentAccount(capacity=org.parent.capacity, cost_per_unit={"cpu": 1.0})}
     )
-    with pytest.raises(ValueError, match="quota or churn"):
+    with pytest.raises(ValueError, match="prices quota, churn, loans or shadow"):
         cut_first_cut_cost(priced)
+    rules = org.rules.model_copy(update={"allow_loans": True, "loan_premium": 0.1})
+    with pytest.raises(ValueError, match="prices quota, churn, loans or shadow"):
+        cut_first_cut_cost(org.model_copy(update={"rules": rules}))
     assert cut_first_cut_cost(org.model_copy(update={"edges": []})) == 1.0
 
 

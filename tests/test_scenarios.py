@@ -266,7 +266,7 @@ def test_current_quotas_see_only_the_warm_up_of_a_short_window() -> None:
     must not leak into the current quotas, floors and limits the baselines start from."""
     hours = 96
     ts = pd.date_range("2013-07-01", periods=hours, freq="h", name="ts")
-    quiet = np.r_[np.full(hours // 2, 1.0), np.full(hours // 2, 1.0)]
+    quiet = np.full(hours, 1.0)
     burst = np.r_[np.zeros(hours // 2), np.full(hours // 2, 8.0)]
     frame = pd.DataFrame({"vm1": quiet, "vm2": burst}, index=ts)
     org, _ = build_organisation(
@@ -288,3 +288,22 @@ def test_current_quotas_see_only_the_warm_up_of_a_short_window() -> None:
         # capacity and ceilings are the scenario's sizing (whole window), not a forecast
         assert bursty.ceiling[r] == pytest.approx(8.0 * (2 if r == "memory" else 1) / 0.8)
     assert org.accounts[0].quota["cpu"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("hours", [2, 3, 47, 96, 200, 335, 336, 337, 720])
+def test_the_warm_up_ends_before_the_replay_starts(hours: int) -> None:
+    """The scenario's quotas read ``warmup_hours``; the replay starts at ``default_start``:
+    the two rules are written apart and must agree that the warm-up is never replayed."""
+    from planner.simulate import default_start
+    from planner.simulate.trace import Trace
+
+    trace = Trace(
+        times=pd.date_range("2013-07-01", periods=hours, freq="h"),
+        workloads=("w",),
+        resources=("cpu",),
+        values=np.zeros((1, 1, hours)),
+        home={"w": "a"},
+        step=pd.Timedelta(hours=1),
+    )
+    start = default_start(trace, pd.Timedelta(hours=6))
+    assert start - trace.times[0] >= pd.Timedelta(hours=warmup_hours(hours))

@@ -29,7 +29,9 @@ class SolveOptions:
     relative_gap
         Stop when ``(objective - bound) / |objective|`` is below it.
     threads
-        Worker threads; ``None`` lets the backend choose (CP-SAT: at least 8).
+        Worker threads; ``None`` lets the backend choose (CP-SAT: at least 8). In
+        :func:`planner.backends.strategy.solve_negotiation` also how many parts (one per
+        resource) run at once, each with its share (``None``: the cores this process may use).
     seed
         Random seed.
     passthrough

@@ -11,13 +11,14 @@
 - **Fast mode.** Solve the LP relaxation, round the binaries (each block's rounder from
   ``model.meta["rounders"]``, else to the nearest integer), force a shadow gap where a run is too
   long, fix them and solve the LP again.
-- **Large LPs.** With the default solver, an LP of more than :data:`LARGE_LP_COLUMNS` columns
+- **Large LPs.** With the default solver, an LP of :data:`LARGE_LP_COLUMNS` columns or more
   (a round without binaries, fast mode's LPs, a repair) goes to CLP through OR-Tools: 2.6 times
-  faster than HiGHS's simplex on the 1,000-account LP (:mod:`planner.backends.cbc`). A named
-  solver is always used as named.
+  faster than HiGHS's simplex on the 1,000-account LP (:mod:`planner.backends.cbc`); when CLP
+  fails, HiGHS solves it again in the time left. A named solver is always used as named.
 - **Parts in parallel.** The parts run in threads (the solvers release the GIL), as many at a
-  time as ``options.threads`` allows (default: the machine's cores); each wave of parts shares
-  the time limit.
+  time as ``options.threads`` allows (default: the cores this process may use), each with its
+  share of those threads; each wave of parts shares the time limit. ``build_seconds`` and
+  ``solve_seconds`` are then summed over the parts (thread time, not wall time).
 - **Repair.** When a time-to-live round finds no solution in its time (or the last round
   still breaks the rule), the previous round's solution is repaired the same way: its integer
   columns fixed, shadow runs cut where they are too long, the LP solved again. The plan is
@@ -29,12 +30,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,7 +49,6 @@ from planner.backends import (
     Backend,
     SolveOptions,
     SolveResult,
-    SolverUnavailableError,
     get_backend,
 )
 from planner.backends.cbc import ClpBackend
@@ -72,7 +76,8 @@ class Solution:
     ``values`` holds the base blocks in full shape (``quota``/``churn``: accounts x resources;
     the rest: accounts x resources x periods); ``duals`` (when an LP gave them) holds
     ``coverage`` (a, r, t) and ``capacity`` (r, t) row duals; ``models``/``xs`` keep each part's
-    model and solution vector (one part when the model was solved whole).
+    model and solution vector (one part when the model was solved whole). ``build_seconds`` and
+    ``solve_seconds`` are summed over the parts (with parts in threads, more than wall time).
     """
 
     status: Status
@@ -156,7 +161,8 @@ def ttl_gaps(shadow: FloatArray, carry: npt.NDArray[np.int64], ttl: int) -> npt.
 
 class LpRouter(Backend):
     """The default solver, except that LPs of :data:`LARGE_LP_COLUMNS` columns or more go to
-    ``large`` (CLP); ``used_large`` counts them for the plan's report."""
+    ``large`` (CLP); ``used_large`` counts them for the plan's report. A large LP that CLP
+    fails to solve is solved again by ``small`` in the time left."""
 
     name = HighsBackend.name
     module = HighsBackend.module
@@ -166,23 +172,50 @@ class LpRouter(Backend):
     def __init__(self, small: Backend, large: Backend) -> None:
         self.small, self.large = small, large
         self.used_large = 0
+        self._lock = threading.Lock()  # parts solve in threads
 
     def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
         """Solve ``model`` with ``large`` when it is a large LP, else with ``small``."""
-        if not model.is_mip and model.num_vars >= LARGE_LP_COLUMNS:
+        if model.is_mip or model.num_vars < LARGE_LP_COLUMNS:
+            return self.small.solve(model, options)
+        with self._lock:
             self.used_large += 1
-            return self.large.solve(model, options)
-        return self.small.solve(model, options)
+        t0 = time.perf_counter()
+        res = _run(self.large, model, options)
+        if res.x is not None or res.status is not Status.ERROR:
+            return res
+        left = None
+        if options.time_limit is not None:
+            left = max(options.time_limit - (time.perf_counter() - t0), 0.01)
+        retry = self.small.solve(model, dataclasses.replace(options, time_limit=left))
+        note = f"{res.message or self.large.name + ' returned no solution'}; {self.small.name}"
+        return dataclasses.replace(retry, message=f"{note} solved it again: {retry.message}")
+
+
+@functools.cache
+def _clp_works() -> bool:
+    """OR-Tools is installed and was built with CLP."""
+    try:
+        get_backend("clp")
+        pywraplp: Any = importlib.import_module("ortools.linear_solver.pywraplp")
+        return pywraplp.Solver.CreateSolver("CLP") is not None
+    except Exception:
+        return False
 
 
 def default_backend() -> Backend:
     """The default solver (HiGHS through OR-Tools) with large LPs routed to CLP when OR-Tools
     has it."""
     small = get_backend(HighsBackend.name)
+    return LpRouter(small, get_backend("clp")) if _clp_works() else small
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the host's count)."""
     try:
-        return LpRouter(small, get_backend("clp"))
-    except SolverUnavailableError:
-        return small
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -358,13 +391,19 @@ def solve_part(
         # the rounds share the first four fifths of the time; the last fifth is kept to repair
         # a round's solution, or for fast mode when the first round finds none
         until = deadline if mip_deadline is None or not (previous or model.is_mip) else mip_deadline
+        if previous is not None and deadline is not None and mip_deadline is not None:
+            # a later round keeps its share of what is left, even past the first rounds' cut-off
+            now = time.perf_counter()
+            until = max(mip_deadline, now + REPAIR_SHARE * (deadline - now))
         result = _run(backend, model, _with_options(options, until))
         if result.x is None and previous is None and model.is_mip and result.status is Status.ERROR:
-            messages.append(
-                f"the program found no solution in its time ({result.message}); fast mode "
-                "(LP relaxation, rounding, LP again) answered instead"
-            )
             fast_result, _ = _solve_fast(data, model, lp_backend, options, deadline)
+            answer = (
+                "fast mode (LP relaxation, rounding, LP again) answered instead"
+                if fast_result.x is not None
+                else f"fast mode found none either ({fast_result.message})"
+            )
+            messages.append(f"the program returned no solution ({result.message}); {answer}")
             return fast_result, model, build, messages
         if result.x is None and previous is not None:
             last, last_model, last_data = previous
@@ -426,7 +465,9 @@ def solve_negotiation(
         # fast mode and the time-to-live repair solve LPs
         lp_backend = default_backend()
         if fast:
-            messages.append(f"{backend.name} cannot solve LPs; fast mode used highs for them")
+            messages.append(
+                f"{backend.name} cannot solve LPs; fast mode used the default solver for them"
+            )
     if not fast and "mip" not in backend.features:
         fast = True
         messages.append(f"{backend.name} solves LPs only: fast mode (LP, round, re-solve) used")
@@ -443,20 +484,21 @@ def solve_negotiation(
     }
     sol = Solution(Status.OPTIMAL, backend.name, objective=0.0, bound=0.0, values=values)
     t0 = time.perf_counter()
-    cores = int(options.threads or os.cpu_count() or 1)
+    cores = int(options.threads or available_cores())
     workers = max(1, min(cores, len(parts)))
     waves = math.ceil(len(parts) / workers)
     part_options = options
     if workers > 1:
         part_options = dataclasses.replace(options, threads=max(1, cores // workers))
 
-    def run_part(k: int) -> tuple[SolveResult, LinearModel, float, list[str]]:
+    def run_part(k: int) -> tuple[SolveResult, LinearModel, float, list[str], float]:
         # parts of one wave run side by side and share the wave's slice of the time limit
         share = None
         if deadline is not None:
             share = t0 + (deadline - t0) * (k // workers + 1) / waves
+        started = time.perf_counter()
         pdata = subset(data, parts[k]) if len(parts) > 1 else data
-        return solve_part(
+        out = solve_part(
             pdata,
             backend,
             part_options,
@@ -465,14 +507,16 @@ def solve_negotiation(
             deadline=share,
             lp_backend=lp_backend,
         )
+        return (*out, time.perf_counter() - started)
 
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(run_part, range(len(parts))))
     else:
         outcomes = [run_part(k) for k in range(len(parts))]
-    for part, (res, model, build, msgs) in zip(parts, outcomes, strict=True):
+    for part, (res, model, build, msgs, wall) in zip(parts, outcomes, strict=True):
         sol.build_seconds += build
+        sol.solve_seconds += max(0.0, wall - build)
         sol.messages.extend(msgs)
         sol.models.append(model)
         sol.xs.append(res.x)
@@ -503,7 +547,6 @@ def solve_negotiation(
         )
     if workers > 1:
         messages.append(f"{len(parts)} parts (one per resource) solved {workers} at a time")
-    sol.solve_seconds = max(0.0, time.perf_counter() - t0 - sol.build_seconds)
     sol.duals = duals
     sol.messages = messages + sol.messages
     if sol.status is Status.OPTIMAL and sol.gap is not None and sol.gap > options.relative_gap:

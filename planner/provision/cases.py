@@ -190,21 +190,28 @@ def cut_first_cut_cost(org: Organisation) -> float:
     the lightest positive edge weight. The price is ten times the least power of ten at or
     above ``S / w``, so ``price x w >= 10 S``: among plans that leave the same demand unmet,
     any plan that cuts an edge costs more than any plan that cuts none, and a plan whose cut
-    exceeds another's by ``w`` or more costs more whatever either moves or opens. Since a
-    cutting plan then costs at least ten times a zero-cut plan with no more unmet demand, no
-    MIP relative gap below 0.9 accepts it in the zero-cut plan's place. 1.0 when no edge
-    carries traffic or nothing can be spent.
+    exceeds another's by ``w`` or more costs more whatever either moves or opens (cuts that
+    differ by less than ``w`` are not ordered). Among plans with no unmet demand, a cutting
+    plan costs at least ten times a zero-cut one, so no MIP relative gap below 0.9 accepts it
+    in the zero-cut plan's place. 1.0 when no edge carries traffic or nothing can be spent.
 
     Raises
     ------
     ValueError
-        When the parent charges for quota (``cost_per_unit``) or the rules price churn:
-        ``S`` would not bound those costs.
+        When the parent charges for quota (``cost_per_unit``) or the rules price churn, loans
+        or shadow quotas: ``S`` would not bound those costs.
     """
-    if any(v > 0 for v in org.parent.cost_per_unit.values()) or org.rules.churn_cost > 0:
+    rules = org.rules
+    priced = (
+        any(v > 0 for v in org.parent.cost_per_unit.values())
+        or rules.churn_cost > 0
+        or (rules.allow_loans and rules.loan_premium > 0)
+        or (rules.allow_shadow and rules.shadow_premium > 0)
+    )
+    if priced:
         raise ValueError(
             "cut_first_cut_cost bounds migration and opening only; this organisation also "
-            "prices quota or churn"
+            "prices quota, churn, loans or shadow quotas"
         )
     weights = [e.weight for e in org.edges if e.weight > 0]
     if not weights:

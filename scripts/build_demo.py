@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models import Organisation  # noqa: E402
-from planner.estimate import RecentPeakEstimator  # noqa: E402
 from planner.io import write_atomic  # noqa: E402
+from planner.profiles import build_need_profiles  # noqa: E402
 from planner.scenarios import (  # noqa: E402
     DEFAULT_DATA_DIR,
     alibaba_graph_tables,
@@ -56,13 +56,17 @@ TEST_ORG = {
     "end": "2013-07-15 00:00",
 }
 TEST_GRAPHS = ((12, 0), (14, 3), (40, 1), (120, 2))
-GROWTH_OVERSHOOT = 1.5  # the grown demand is 1.5 x the account's ceiling
+GROWTH_OVERSHOOT = 1.5  # the grown median demand is 1.5 x the account's ceiling
+GROWTH_DELAY, GROWTH_RAMP = 2, 6  # hours after the plan's start; hours to full growth
 DEMO_RULES = f"""\
 - **Growth event** (issue 5): the `web` account with the most VMs (ties: the highest CPU
   ceiling) grows, so that the split has workloads to choose from. Its demand is
-  multiplied by `m = {GROWTH_OVERSHOOT} x ceiling / recent peak` for CPU (rounded up to 0.1),
-  ramping over 6 hours from 2 hours after the last usage hour, so its predicted CPU peak is
-  {GROWTH_OVERSHOOT} x its per-account ceiling: it cannot fit one account and a new one must open.
+  multiplied by `m = {GROWTH_OVERSHOOT} x ceiling / predicted median peak` for CPU (the
+  planner's own forecast median without the event, its highest hour once the growth is
+  complete; rounded up to 0.1),
+  ramping over 6 hours from 2 hours after the last usage hour, so even its predicted *median*
+  CPU reaches {GROWTH_OVERSHOOT} x its per-account ceiling: not an unlikely peak but the expected
+  demand cannot fit one account, and a new one must open.
 - **Scheduled job**: the `batch` account with the largest CPU quota runs `nightly-reindex`, half
   its CPU quota more, from 8 to 14 hours after the last usage hour.
 - **Must stay together**: the critical dependency edges (calls to a database or Memcached) whose
@@ -113,11 +117,15 @@ def write_org_folder(org: Organisation, usage: pd.DataFrame, folder: Path, heade
     write_atomic(folder / "dependencies.csv", _edges_csv(org))
 
 
-def _recent_peak(usage: pd.DataFrame, account: str, resource: str) -> float:
-    sub = usage[(usage["account"] == account) & (usage["resource"] == resource)]
-    series = sub.groupby("ts", as_index=False)["value"].sum().assign(account=account)
-    est = RecentPeakEstimator(days=7).fit(series.assign(resource=resource))
-    return float(est.predict(24, (0.5,))["q0.5"].max())
+def _median_peak(
+    org: Organisation, usage: pd.DataFrame, account: str, resource: str, since: timedelta
+) -> float:
+    """Highest hour of the planner's own forecast median for ``account`` (no events yet), from
+    ``since`` after the plan's start on (once the growth has ramped up)."""
+    profiles = build_need_profiles(org, usage)
+    rd = next(p for p in profiles if p.account == account).demand[resource]
+    first = rd.periods[0] + since
+    return float(max(v for t, v in zip(rd.periods, rd.quantiles[0.5], strict=True) if t >= first))
 
 
 def demo_organisation(data_dir: Path) -> tuple[Organisation, pd.DataFrame, dict[str, Any]]:
@@ -139,14 +147,14 @@ def demo_organisation(data_dir: Path) -> tuple[Organisation, pd.DataFrame, dict[
     job_account = max(batch, key=lambda a: a.quota["cpu"])
     last = pd.Timestamp(usage["ts"].max()).to_pydatetime()
     plan_start = last + timedelta(hours=1)
-    peak = _recent_peak(usage, grower.id, "cpu")
+    peak = _median_peak(org, usage, grower.id, "cpu", timedelta(hours=GROWTH_DELAY + GROWTH_RAMP))
     multiplier = math.ceil(10 * GROWTH_OVERSHOOT * grower.ceiling["cpu"] / peak) / 10
     growth = {
         "account": grower.id,
         "resource": "cpu",
-        "start": plan_start + timedelta(hours=2),
+        "start": plan_start + timedelta(hours=GROWTH_DELAY),
         "multiplier": multiplier,
-        "ramp_hours": 6.0,
+        "ramp_hours": float(GROWTH_RAMP),
     }
     job = {
         "account": job_account.id,
@@ -174,7 +182,7 @@ def demo_organisation(data_dir: Path) -> tuple[Organisation, pd.DataFrame, dict[
     facts = {
         "grower": grower.id,
         "multiplier": multiplier,
-        "recent_peak": peak,
+        "median_peak": peak,
         "ceiling": grower.ceiling["cpu"],
         "job_account": job_account.id,
         "plan_start": plan_start,
@@ -258,8 +266,8 @@ dependencies=True)`, whose rules are (see `planner/scenarios/` for the full text
 Added for the demo:
 
 {DEMO_RULES}
-Here: `{facts["grower"]}` grows by x{facts["multiplier"]} (recent CPU peak
-{facts["recent_peak"]:.2f} GHz, ceiling {facts["ceiling"]:.2f} GHz); `{facts["job_account"]}` runs
+Here: `{facts["grower"]}` grows by x{facts["multiplier"]} (forecast median CPU peak
+{facts["median_peak"]:.2f} GHz, ceiling {facts["ceiling"]:.2f} GHz); `{facts["job_account"]}` runs
 the scheduled job; the plan starts at {facts["plan_start"]:%Y-%m-%d %H:%M}.
 
 ## Accounts

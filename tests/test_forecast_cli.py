@@ -48,10 +48,10 @@ def test_forecast_applies_organisation_events(tmp_path: Path) -> None:
     with_ev = pd.read_csv(a / "forecast.csv").set_index(["account", "resource", "ts"])
     without = pd.read_csv(b / "forecast.csv").set_index(["account", "resource", "ts"])
     ratio = (with_ev["q0.5"] / without["q0.5"]).xs(("web-011", "cpu"))
-    # The demo's growth event: web-011 cpu x1.9, ramping over 6 h from 2013-07-15 02:00.
+    # The demo's growth event: web-011 cpu x4.8, ramping over 6 h from 2013-07-15 02:00.
     assert ratio.iloc[0] == pytest.approx(1.0)
-    assert ratio.loc["2013-07-15 05:00:00"] == pytest.approx(1.45)
-    assert ratio.iloc[-1] == pytest.approx(1.9)
+    assert ratio.loc["2013-07-15 05:00:00"] == pytest.approx(1 + 3.8 / 2)
+    assert ratio.iloc[-1] == pytest.approx(4.8)
 
 
 def test_forecast_auto_parquet(tmp_path: Path) -> None:

@@ -295,16 +295,17 @@ def test_the_demo_outgrows_a_ceiling_and_plan_opens_an_account(demo_plans) -> No
     exact = plans["mip"]
     assert exact.report.fallback is None
     assert exact.violations == []
+    grower = org.events.growth[0].account  # the demo's growing web account
     assert [a.template for a in exact.new_accounts] == ["web-template"]
     new = exact.new_accounts[0]
-    assert new.id.startswith("web-004+new")
+    assert new.id.startswith(f"{grower}+new")
     moved = [m for m in exact.migrations if m.target == new.id]
     assert moved
-    assert all(m.source == "web-004" for m in moved)
-    # web-004's predicted demand is above its ceiling: that is why it opens
-    ceiling = org.account("web-004").ceiling
-    prof = next(p for p in exact.need_profiles if p.account == "web-004")
-    assert any(max(d.target) > ceiling.get(r, float("inf")) for r, d in prof.demand.items())
+    assert all(m.source == grower for m in moved)
+    # even its predicted median is above its ceiling: that is why it opens
+    ceiling = org.account(grower).ceiling["cpu"]
+    prof = next(p for p in exact.need_profiles if p.account == grower)
+    assert max(prof.demand["cpu"].quantiles[0.5]) > ceiling
 
 
 def test_fast_mode_on_the_demo_keeps_every_rule_and_never_loses_to_opening_nothing(
@@ -315,8 +316,9 @@ def test_fast_mode_on_the_demo_keeps_every_rule_and_never_loses_to_opening_nothi
     assert fast.report.fallback is None
     assert fast.violations == []  # the rounded set once opened more than max_new_accounts
     assert len(fast.new_accounts) <= 2
-    # the exact program is at least as good, and fast mode's bound is below both
-    assert plans["mip"].report.objective <= fast.report.objective + 1e-6
+    # the exact program is as good within its relative gap (1e-4), and fast mode's bound is
+    # below both
+    assert plans["mip"].report.objective <= fast.report.objective * (1 + 1e-4)
     assert fast.report.bound is not None
     assert fast.report.bound <= plans["mip"].report.objective + 1e-6
 

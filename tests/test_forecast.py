@@ -142,6 +142,10 @@ def test_unfitted_raises(make) -> None:
             "The 'min_errors' parameter of AutoForecaster must be an int >= 1. Got 0 instead.",
         ),
         (
+            AutoForecaster(shift_factor=0),
+            "The 'shift_factor' parameter of AutoForecaster must be a number > 0. Got 0 instead.",
+        ),
+        (
             EWM(id_cols="account"),
             "The 'id_cols' parameter of EWM must be a non-empty sequence of column names. Got 'account' instead.",
         ),
@@ -265,3 +269,44 @@ def test_bands_cover_noise(usage: pd.DataFrame) -> None:
     merged = fc.merge(fresh, on=["account", "resource", "ts"])
     cover = (merged["value"] <= merged["q0.9"]).mean()
     assert 0.75 <= cover <= 1.0
+
+
+def _job_and_web(hours_on: int) -> pd.DataFrame:
+    """Five days hourly: a daily web series, and a job idle until its last ``hours_on`` hours."""
+    ts = pd.date_range("2011-05-02", periods=120, freq="h")
+    web = 5.0 + 2.0 * np.sin(2 * np.pi * np.arange(120) / 24)
+    job = np.zeros(120)
+    job[120 - hours_on :] = 2.0
+    return pd.concat(
+        [
+            pd.DataFrame({"account": "web", "resource": "cpu", "ts": ts, "value": web}),
+            pd.DataFrame({"account": "job", "resource": "cpu", "ts": ts, "value": job}),
+        ]
+    )
+
+
+def test_a_job_that_just_started_is_forecast_at_its_new_level() -> None:
+    """The daily seasonal naive, chosen on days of zeros, would predict zero for a day."""
+    usage = _job_and_web(hours_on=6)
+    cands = [SeasonalNaive(24), EWM(alpha=0.1)]
+    est = AutoForecaster(candidates=cands).fit(usage)
+    pred = est.predict(24).set_index("account")
+    assert est.choice_.set_index("account").loc["job", "model"] == "snaive24"
+    assert dict(zip(est.choice_["account"], est.shifted_, strict=True)) == {
+        "web": False,
+        "job": True,
+    }
+    # the fallback, EWM(alpha=0.3): 2 x (1 - 0.7^6) after six hours at 2
+    assert pred.loc["job", "q0.5"].iloc[0] == pytest.approx(2 * (1 - 0.7**6), rel=0.05)
+    web_direct = SeasonalNaive(24).fit(usage).predict(24).set_index("account")
+    np.testing.assert_allclose(pred.loc["web", "q0.5"], web_direct.loc["web", "q0.5"])
+    # without the check the job is forecast at zero until its start comes round again
+    off = AutoForecaster(candidates=cands, shift_window=0).fit(usage).predict(24)
+    assert off.set_index("account").loc["job", "q0.5"].iloc[:18].max() == pytest.approx(0.0)
+
+
+def test_a_job_running_a_day_is_no_longer_a_shift() -> None:
+    usage = _job_and_web(hours_on=30)
+    est = AutoForecaster(candidates=[SeasonalNaive(24), EWM(alpha=0.1)]).fit(usage)
+    est.predict(6)
+    assert not est.shifted_.any()

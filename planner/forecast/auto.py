@@ -6,10 +6,19 @@ that calibrate its bands: ``oos_errors_``, ``oos_origins_``). On the origins all
 each series takes the candidate with the lowest mean absolute error; a series with fewer than
 ``min_errors`` comparable errors (too short, or just started) takes ``fallback``.
 Choosing on errors already computed costs no extra fitting.
+
+**Level shifts.** A choice made on past errors is blind to a series that has just changed
+regime: a batch job that starts after days of zeros is predicted at zero by the daily seasonal
+naive (yesterday, same hour) for a whole day. At forecast time, a series whose mean over the
+last ``shift_window`` periods differs from the same periods one day earlier by more than
+``shift_factor`` times its usual day-to-day change, one of the two being at most a tenth of
+the other (a start or a stop), is forecast by ``fallback`` (a smoothed last value) instead,
+until the day-old values catch up.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +28,10 @@ import pandas as pd
 from planner.forecast.base import BaseForecaster, Panel, check_param, is_int
 from planner.forecast.baselines import EWM, SeasonalNaive
 from planner.forecast.global_model import GlobalGradientBoosting
+
+
+#: A level shift is "on or off": the lower of the two levels is at most this share of the other.
+ONOFF_RATIO = 0.1
 
 
 def default_candidates(random_state: int = 0) -> list[BaseForecaster]:
@@ -52,6 +65,11 @@ class AutoForecaster(BaseForecaster):
         Comparable out-of-sample errors a series needs for the choice.
     random_state : int
         Seed given to candidates that take one.
+    shift_window : int
+        Periods whose mean is compared with the same periods one day earlier (0: no check).
+    shift_factor : float
+        A level shift is a difference above this many times the series' mean absolute daily
+        difference (before the window).
     id_cols, time_col, value_col
         Column names of the long usage table.
 
@@ -59,6 +77,8 @@ class AutoForecaster(BaseForecaster):
     ----------
     choice_ : DataFrame
         Per series: the id columns, ``model`` (chosen name) and the MAE of each candidate.
+    shifted_ : ndarray of bool
+        Per series: a level shift was found at the last forecast (``fallback`` answered).
     """
 
     def __init__(
@@ -67,6 +87,8 @@ class AutoForecaster(BaseForecaster):
         fallback: BaseForecaster | None = None,
         min_errors: int = 48,
         random_state: int = 0,
+        shift_window: int = 6,
+        shift_factor: float = 8.0,
         id_cols: Sequence[str] = ("account", "resource"),
         time_col: str = "ts",
         value_col: str = "value",
@@ -75,6 +97,8 @@ class AutoForecaster(BaseForecaster):
         self.fallback = fallback
         self.min_errors = min_errors
         self.random_state = random_state
+        self.shift_window = shift_window
+        self.shift_factor = shift_factor
         self.id_cols = id_cols
         self.time_col = time_col
         self.value_col = value_col
@@ -93,6 +117,11 @@ class AutoForecaster(BaseForecaster):
         check_param(name, "min_errors", m, is_int(m) and m >= 1, "an int >= 1")
         rs = self.random_state
         check_param(name, "random_state", rs, is_int(rs) and rs >= 0, "an int >= 0")
+        sw = self.shift_window
+        check_param(name, "shift_window", sw, is_int(sw) and sw >= 0, "an int >= 0")
+        sf = self.shift_factor
+        ok = isinstance(sf, int | float) and not isinstance(sf, bool) and sf > 0
+        check_param(name, "shift_factor", sf, ok, "a number > 0")
 
     def _fit_panel(self, panel: Panel) -> None:
         cols = {"id_cols": self.id_cols, "time_col": self.time_col, "value_col": self.value_col}
@@ -153,10 +182,43 @@ class AutoForecaster(BaseForecaster):
                 out[name] = np.where(out["_count"] > 0, total / out["_count"], np.nan)
         return out
 
+    def level_shifts(self, panel: Panel) -> np.ndarray:
+        """Series whose last ``shift_window`` periods left the level of the day before.
+
+        ``|mean(last w) - mean(same w one day earlier)| > shift_factor x s``, ``s`` the mean
+        absolute daily difference before the window (the scale of MASE), and one of the two
+        means at most :data:`ONOFF_RATIO` of the other (a start or a stop, not a swing); needs
+        a day and ``w`` periods of observations.
+        """
+        w = int(self.shift_window)
+        n = panel.n_series
+        season = max(1, round(pd.Timedelta(days=1) / panel.step))
+        if w == 0 or panel.n_times < season + w:
+            return np.zeros(n, dtype=bool)
+        v = panel.values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no shift
+            recent = np.nanmean(v[:, -w:], axis=1)
+            before = np.nanmean(v[:, -season - w : -season], axis=1)
+        # the noise scale: the daily seasonal difference before the window (the recent
+        # periods, and the chosen model's latest errors, would include the shift itself)
+        past = v[:, : v.shape[1] - w]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scale = np.nanmean(np.abs(past[:, season:] - past[:, :-season]), axis=1)
+        scale = np.nan_to_num(scale, nan=0.0)
+        long_enough = panel.lengths() >= season + w
+        jump = np.abs(recent - before)
+        big = np.isfinite(jump) & (jump > float(self.shift_factor) * scale + 1e-9)
+        # on or off: one of the two levels is at most a tenth of the other
+        onoff = np.minimum(recent, before) <= ONOFF_RATIO * np.maximum(recent, before)
+        return long_enough & big & onoff
+
     def _forecast(self, panel: Panel, horizon: int, quantiles: tuple[float, ...]) -> np.ndarray:
         out = self.fallback_._forecast(panel, horizon, quantiles)
+        self.shifted_ = self.level_shifts(panel) & (self.chosen_ >= 0)
         for i, est in enumerate(self.candidates_):
-            rows = self.chosen_ == i
+            rows = (self.chosen_ == i) & ~self.shifted_
             if rows.any():
                 out[rows] = est._forecast(panel, horizon, quantiles)[rows]
         return out

@@ -29,7 +29,6 @@ from planner.forecast.base import BaseForecaster, Panel, check_param, is_int
 from planner.forecast.baselines import EWM, SeasonalNaive
 from planner.forecast.global_model import GlobalGradientBoosting
 
-
 #: A level shift is "on or off": the lower of the two levels is at most this share of the other.
 ONOFF_RATIO = 0.1
 

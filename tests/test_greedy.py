@@ -151,3 +151,5 @@ def test_greedy_scales_linearly() -> None:
     total_after = sum(quotas(plan).values())
     assert total_after <= 31_000 + 1e-6
     assert total_after >= 30_000 - 1e-6  # never gives back quota
+    # its records are built without validation: they must validate all the same
+    assert Plan.model_validate(plan.model_dump()) == plan

@@ -39,6 +39,8 @@ def tables():
 
 def test_run_report_renders_and_round_trips(tables, tmp_path):
     write_run(tables, tmp_path)
+    stale = tmp_path / "account_gone_cpu.png"  # an earlier report's account plot
+    stale.write_bytes(PNG)
     back = read_run(tmp_path)
     assert list(back.metrics["policy"]) == ["static", "greedy", "kueue"]
     assert len(back.series) == len(tables.series)
@@ -48,6 +50,8 @@ def test_run_report_renders_and_round_trips(tables, tmp_path):
     chosen = choose_accounts(back)
     assert len(chosen) == 3
     assert len(_pngs_ok(written)) == 2 + len(chosen)
+    assert not stale.exists()
+    assert len(list(tmp_path.glob("account_*.png"))) == len(chosen)
     md = (tmp_path / "report.md").read_text()
     assert "| policy | throttled_cpu |" in md
     assert "![Throttled and idle per policy" in md

@@ -114,6 +114,10 @@ def render_run(
         msgs = sorted({f"{r.policy}: {r.fallback}" for r in fallback.itertuples()})
         doc.para("Fallbacks: " + "; ".join(msgs))
     chosen = choose_accounts(tables, accounts)
+    keep = {f"account_{_safe(a)}_{_safe(r)}.png" for a, r in chosen}
+    for stale in out.glob("account_*.png"):  # an earlier report's accounts, not this one's
+        if stale.name not in keep:
+            stale.unlink()
     if chosen:
         doc.heading("Accounts where the policies differ most")
         for account, resource in chosen:

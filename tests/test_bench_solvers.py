@@ -66,9 +66,11 @@ def test_small_run_writes_sane_results(bench: ModuleType, tmp_path: Path) -> Non
     # every plan is verified, the fallback's too; the exact mode's outcome depends on the
     # machine's load within the time limit, the fast mode's LP is quick at this size
     assert (solve["violations"] == 0).drop("greedy-strict").all()
-    mip = solve.loc["mip"]
-    assert mip["solver"] == "highspy"
-    assert mip["status"] in ("optimal", "feasible", "error", "infeasible")
+    # the default solver (solver=None) has rows of its own, beside each backend as named
+    assert set(solve.loc[["mip"], "solver"]) == {"default", "highspy"}
+    assert solve.loc["mip-fast", "solver"] == "default"
+    for _, mip in solve.loc[["mip"]].iterrows():
+        assert mip["status"] in ("optimal", "feasible", "error", "infeasible")
     fast = solve.loc["mip-fast"]
     assert fast["status"] in ("optimal", "feasible")
     assert not bool(fast["fallback"])

@@ -82,6 +82,16 @@ def analyse(data: ProblemData, sol: Solution, v: dict[str, FloatArray]) -> Analy
                 f"the shadow limit ({rules.shadow_max_fraction:g} x its base quota) in "
                 f"{periods_text(data.periods, m)}"
             )
+        if data.median is not None and data.tail_price is not None:
+            tail = np.maximum(data.demand[i, j] - data.median[i, j], 0.0)
+            m = short & (unmet[i, j] <= tail + TOL)
+            if m.any():
+                price = float(data.tail_price[i, j][m].mean())
+                reasons.append(
+                    f"the uncovered part lies above its median forecast in "
+                    f"{periods_text(data.periods, m)}, where a unit costs {price:.2g} of its "
+                    "unmet price (the chance that its demand reaches it)"
+                )
         if not reasons:
             reasons.append(
                 f"priority: its unmet demand is priced at {data.unmet_weight[i]:.4g} per "

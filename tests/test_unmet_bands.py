@@ -71,6 +71,8 @@ def test_a_median_outbids_another_accounts_unlikely_peak(solver: str) -> None:
     assert got["batch"] == pytest.approx(6.0, abs=1e-5)
     assert got["store"] == pytest.approx(4.0, abs=1e-5)  # its median and part of its tail
     assert plan.unmet["store"]["cpu"] == pytest.approx(4 * 4.0, abs=1e-4)
+    why = next(e for e in plan.explanations if e.account == "store")
+    assert any("above its median forecast" in b for b in why.binding)
     assert evaluate_plan(org, profiles, plan) == pytest.approx(plan.report.objective, rel=1e-6)
     greedy = negotiate_resources(org, profiles, start=START)
     assert evaluate_plan(org, profiles, greedy) >= plan.report.objective * (1 - 1e-6)

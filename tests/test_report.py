@@ -145,3 +145,26 @@ def test_plan_report_marks_loans_shadows_new_accounts_and_moves(tmp_path):
     assert any(p.name == "graph.png" for p in written)
     with pytest.raises(ValueError, match="is not a plan"):
         render(SAMPLE / "dependencies.csv", tmp_path / "x")
+
+
+def test_the_graph_draws_only_the_busiest_loan_pairs(tmp_path, monkeypatch):
+    from planner.report import plots
+
+    org, _ = sample()
+    ids = [a.id for a in org.accounts]
+    loans = [(a, b) for a in ids for b in ids if a != b]  # every pair once
+    loans += [(ids[0], ids[1])] * 5  # the busiest pair
+    drawn: list[list] = []
+    real = plots.nx.draw_networkx_edges
+
+    def spy(g, pos, **kw):  # type: ignore[no-untyped-def]
+        if kw.get("edge_color") == "#1f77b4":
+            drawn.append(list(kw["edgelist"]))
+        return real(g, pos, **kw)
+
+    monkeypatch.setattr(plots.nx, "draw_networkx_edges", spy)
+    path = plots.graph_plot(org, tmp_path / "g.png", loans=loans)
+    assert path.read_bytes().startswith(PNG)
+    assert len(drawn) == 1
+    assert len(drawn[0]) == min(plots.MAX_LOAN_PAIRS, len(set(loans)))
+    assert drawn[0][0] == (ids[0], ids[1])

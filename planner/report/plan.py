@@ -198,7 +198,7 @@ def render_plan(
             path,
             new_accounts=[a.id for a in plan.new_accounts],
             moves=[(m.workload, m.source, m.target) for m in plan.migrations],
-            loans=sorted({(x.lender, x.borrower) for x in plan.loans}),
+            loans=[(x.lender, x.borrower) for x in plan.loans],
             title="Accounts of the plan",
         )
     )

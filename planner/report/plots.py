@@ -180,6 +180,10 @@ def account_graph(org: Organisation, extra_accounts: Iterable[str] = ()) -> nx.D
     return g
 
 
+#: Lender-borrower pairs drawn on the graph (the busiest); the legend says how many there were.
+MAX_LOAN_PAIRS = 12
+
+
 def graph_plot(
     org: Organisation,
     path: Path,
@@ -190,7 +194,8 @@ def graph_plot(
     title: str = "Dependency graph",
 ) -> Path:
     """Draw the account graph; new accounts (red), workload moves (purple arrows, ``(workload,
-    source, target)``) and loans (blue dotted, ``(lender, borrower)``) highlighted."""
+    source, target)``) and loans (blue dotted, ``(lender, borrower)``, one entry per loan)
+    highlighted: the :data:`MAX_LOAN_PAIRS` pairs with the most loans, wider for more."""
     g = account_graph(org, new_accounts)
     moved_from = {s for _, s, _ in moves}
     fig, ax = plt.subplots(figsize=(9, 7))
@@ -222,15 +227,23 @@ def graph_plot(
         nx.draw_networkx_edge_labels(
             mg, pos, ax=ax, edge_labels={k: f"{v} moved" for k, v in counts.items()}, font_size=7
         )
-    if loans:
+    pairs: dict[tuple[str, str], int] = {}
+    for a, b in loans:
+        if a in pos and b in pos:
+            pairs[(a, b)] = pairs.get((a, b), 0) + 1
+    # the busiest pairs only: a week of loans between every pair hides the graph
+    top = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_LOAN_PAIRS]
+    if top:
         lg = nx.DiGraph()
-        lg.add_edges_from((a, b) for a, b in loans if a in pos and b in pos)
+        lg.add_edges_from(k for k, _ in top)
+        most = top[0][1]
         nx.draw_networkx_edges(
             lg,
             pos,
             ax=ax,
+            edgelist=[k for k, _ in top],
             edge_color="#1f77b4",
-            width=1.2,
+            width=[0.8 + 2.2 * n / most for _, n in top],
             style="dotted",
             arrowsize=10,
             connectionstyle="arc3,rad=-0.2",
@@ -247,7 +260,13 @@ def graph_plot(
         )
     ] + [
         plt.Line2D([], [], color="#9467bd", linestyle="--", label="workload move"),
-        plt.Line2D([], [], color="#1f77b4", linestyle=":", label="loan"),
+        plt.Line2D(
+            [],
+            [],
+            color="#1f77b4",
+            linestyle=":",
+            label=f"loans (busiest {len(top)} of {len(pairs)} pairs)" if pairs else "loans",
+        ),
         plt.Line2D([], [], color="#999", label="dependency"),
     ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)

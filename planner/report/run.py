@@ -175,7 +175,7 @@ def render_run(
             path,
             new_accounts=new,
             moves=moves,
-            loans=sorted(set(loans)),
+            loans=loans,
             title=f"Accounts ({who})",
         )
     )

@@ -985,7 +985,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.name is None:
         args.name = "solvers_quick" if args.quick else "solvers"
     if args.report_only:
-        table = pd.read_csv(args.out / f"{args.name}.csv")
+        table = pd.read_csv(args.out / f"{args.name}.csv", dtype={"commit": str})
         write_atomic(args.out / f"{args.name}.md", markdown(table) + "\n")
         print(f"written {args.out / args.name}.md from {args.name}.csv")
         return 0

@@ -153,3 +153,30 @@ def test_greedy_scales_linearly() -> None:
     assert total_after >= 30_000 - 1e-6  # never gives back quota
     # its records are built without validation: they must validate all the same
     assert Plan.model_validate(plan.model_dump()) == plan
+
+
+def test_the_collector_is_paused_only_while_the_greedy_runs() -> None:
+    import gc
+
+    from planner.greedy import negotiate_resources
+
+    seen: list[bool] = []
+    org, profiles = org_of(CONTESTED, capacity=100), profiles_of(CONTESTED_NEEDS)
+    real = dict.get
+
+    class Spy(dict):  # a profiles mapping that records the collector's state when read
+        def get(self, key, default=None):  # type: ignore[no-untyped-def]
+            seen.append(gc.isenabled())
+            return real(self, key, default)
+
+    assert gc.isenabled()
+    negotiate_resources(org, Spy(profiles), start=START)
+    assert seen
+    assert not any(seen)  # paused during the call
+    assert gc.isenabled()  # and back on after it
+    gc.disable()
+    try:
+        negotiate_resources(org, profiles, start=START)
+        assert not gc.isenabled()  # a caller's choice to keep it off is kept
+    finally:
+        gc.enable()

@@ -82,11 +82,10 @@ def analyse(data: ProblemData, sol: Solution, v: dict[str, FloatArray]) -> Analy
                 f"the shadow limit ({rules.shadow_max_fraction:g} x its base quota) in "
                 f"{periods_text(data.periods, m)}"
             )
-        if data.median is not None and data.tail_price is not None:
-            tail = np.maximum(data.demand[i, j] - data.median[i, j], 0.0)
-            m = short & (unmet[i, j] <= tail + TOL)
+        if data.tail is not None:
+            m = short & (unmet[i, j] <= data.tail.width[i, j] + TOL)
             if m.any():
-                price = float(data.tail_price[i, j][m].mean())
+                price = float(data.tail.price[i, j][m].mean())
                 reasons.append(
                     f"the uncovered part lies above its median forecast in "
                     f"{periods_text(data.periods, m)}, where a unit costs {price:.2g} of its "

@@ -504,11 +504,11 @@ def unmet_cost(data: ProblemData, supply: FloatArray) -> float:
     """The model's price of the demand that ``supply`` (accounts x resources x periods) leaves.
 
     Shortfall is uncovered from the top: the part above the forecast's median (at most
-    ``demand - median``) costs ``unmet_weight x tail_price``, the rest ``unmet_weight``.
+    ``tail.width``) costs ``unmet_weight x tail.price``, the rest ``unmet_weight``.
     """
     unmet = np.maximum(data.demand - supply, 0.0)
     w = data.unmet_weight[:, None, None]
-    if data.median is None or data.tail_price is None:
+    if data.tail is None:
         return float((w * unmet).sum())
-    tail = np.minimum(unmet, np.maximum(data.demand - data.median, 0.0))
-    return float((w * data.tail_price * tail).sum() + (w * (unmet - tail)).sum())
+    tail = np.minimum(unmet, data.tail.width)
+    return float((w * data.tail.price * tail).sum() + (w * (unmet - tail)).sum())

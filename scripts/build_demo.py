@@ -63,10 +63,10 @@ DEMO_RULES = f"""\
   ceiling) grows, so that the split has workloads to choose from. Its demand is
   multiplied by `m = {GROWTH_OVERSHOOT} x ceiling / predicted median peak` for CPU (the
   planner's own forecast median without the event, its highest hour once the growth is
-  complete; rounded up to 0.1),
-  ramping over 6 hours from 2 hours after the last usage hour, so even its predicted *median*
-  CPU reaches {GROWTH_OVERSHOOT} x its per-account ceiling: not an unlikely peak but the expected
-  demand cannot fit one account, and a new one must open.
+  complete; rounded up to 0.1), ramping over {GROWTH_RAMP} hours from {GROWTH_DELAY} hours after
+  the last usage hour, so even its predicted *median* CPU reaches {GROWTH_OVERSHOOT} x its
+  per-account ceiling: not an unlikely peak but the expected demand cannot fit one account, and
+  a new one must open.
 - **Scheduled job**: the `batch` account with the largest CPU quota runs `nightly-reindex`, half
   its CPU quota more, from 8 to 14 hours after the last usage hour.
 - **Must stay together**: the critical dependency edges (calls to a database or Memcached) whose

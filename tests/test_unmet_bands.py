@@ -80,7 +80,7 @@ def test_a_median_outbids_another_accounts_unlikely_peak(solver: str) -> None:
 
 def test_without_quantiles_the_priority_decides_as_before() -> None:
     org, profiles = store_and_batch(with_quantiles=False)
-    assert problem_data(org, profiles, start=START).median is None
+    assert problem_data(org, profiles, start=START).tail is None
     plan = plan_mip(org, profiles, start=START)
     got = quotas(plan)
     assert got["store"] == pytest.approx(8.0, abs=1e-5)
@@ -99,9 +99,10 @@ def test_within_the_median_band_priority_decides() -> None:
     assert got["store"] == pytest.approx(MEDIAN, abs=1e-5)
     assert got["batch"] == pytest.approx(5.0, abs=1e-5)
     data = problem_data(org, profiles, start=START)
-    assert data.tail_price is not None
+    assert data.tail is not None
     w_store, w_batch = data.unmet_weight
-    shortfall = 4 * (w_store * data.tail_price[0, 0, 0] * (Q99 - MEDIAN) + w_batch * 1.0)
+    assert data.tail.width[0, 0, 0] == pytest.approx(Q99 - MEDIAN)
+    shortfall = 4 * (w_store * data.tail.price[0, 0, 0] * (Q99 - MEDIAN) + w_batch * 1.0)
     held = data.unit_cost[0] * 4 * 7.0
     churn = org.rules.churn_cost * (5.0 - MEDIAN)
     assert evaluate_plan(org, profiles, plan) == pytest.approx(shortfall + held + churn, rel=1e-6)

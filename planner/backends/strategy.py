@@ -119,8 +119,7 @@ def subset(data: ProblemData, resources: Sequence[int]) -> ProblemData:
         committed_lend=data.committed_lend[:, idx],
         committed_borrow=data.committed_borrow[:, idx],
         ttl_mask=None if data.ttl_mask is None else data.ttl_mask[:, idx],
-        median=None if data.median is None else data.median[:, idx],
-        tail_price=None if data.tail_price is None else data.tail_price[:, idx],
+        tail=None if data.tail is None else data.tail.take(idx),
     )
     return out
 
@@ -390,11 +389,14 @@ def solve_part(
             return (*_solve_fast(data, model, lp_backend, options, deadline), build, messages)
         # the rounds share the first four fifths of the time; the last fifth is kept to repair
         # a round's solution, or for fast mode when the first round finds none
-        until = deadline if mip_deadline is None or not (previous or model.is_mip) else mip_deadline
-        if previous is not None and deadline is not None and mip_deadline is not None:
-            # a later round keeps its share of what is left, even past the first rounds' cut-off
-            now = time.perf_counter()
-            until = max(mip_deadline, now + REPAIR_SHARE * (deadline - now))
+        until = deadline
+        if deadline is not None and mip_deadline is not None:
+            if previous is not None:
+                # a later round keeps its share of what is left, even past the first cut-off
+                now = time.perf_counter()
+                until = max(mip_deadline, now + REPAIR_SHARE * (deadline - now))
+            elif model.is_mip:
+                until = mip_deadline
         result = _run(backend, model, _with_options(options, until))
         if result.x is None and previous is None and model.is_mip and result.status is Status.ERROR:
             fast_result, _ = _solve_fast(data, model, lp_backend, options, deadline)

@@ -195,15 +195,13 @@ class AutoForecaster(BaseForecaster):
         if w == 0 or panel.n_times < season + w:
             return np.zeros(n, dtype=bool)
         v = panel.values
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no shift
-            recent = np.nanmean(v[:, -w:], axis=1)
-            before = np.nanmean(v[:, -season - w : -season], axis=1)
         # the noise scale: the daily seasonal difference before the window (the recent
         # periods, and the chosen model's latest errors, would include the shift itself)
         past = v[:, : v.shape[1] - w]
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no shift
+            recent = np.nanmean(v[:, -w:], axis=1)
+            before = np.nanmean(v[:, -season - w : -season], axis=1)
             scale = np.nanmean(np.abs(past[:, season:] - past[:, :-season]), axis=1)
         scale = np.nan_to_num(scale, nan=0.0)
         long_enough = panel.lengths() >= season + w

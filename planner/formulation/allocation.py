@@ -30,7 +30,7 @@ def define_variables(b: ModelBuilder, d: ProblemData) -> None:
       ``borrow[a,r,t]`` in ``[committed, borrow_limit]``: through the parent's pool.
     - ``unmet[a,r,t]`` in ``[0, d]``: demand left uncovered, priced by ``unmet_weight[a]``.
     - ``unmet_tail[a,r,t]`` in ``[0, d - median]``: uncovered target above the forecast's
-      median, priced by ``unmet_weight[a] x tail_price[a,r,t]`` (the chance that real demand
+      median, priced by ``unmet_weight[a] x tail.price[a,r,t]`` (the chance that real demand
       reaches it); only when some profile carries a median below its target. Being cheaper,
       it is used before ``unmet``: the pair prices shortfall piecewise linearly.
     """
@@ -102,13 +102,13 @@ def define_variables(b: ModelBuilder, d: ProblemData) -> None:
         cost=d.unmet_weight[:, None, None],
         doc="demand left uncovered",
     )
-    if d.median is not None and d.tail_price is not None:
+    if d.tail is not None:
         b.add_block(
             "unmet_tail",
             (A, R, T),
             labels_art,
-            upper=np.maximum(d.demand - d.median, 0.0),
-            cost=d.unmet_weight[:, None, None] * d.tail_price,
+            upper=d.tail.width,
+            cost=d.unmet_weight[:, None, None] * d.tail.price,
             doc="demand left uncovered above the forecast's median",
         )
 
@@ -120,10 +120,7 @@ def unmet_blocks(b: ModelBuilder | LinearModel) -> tuple[str, ...]:
 
 def unmet_values(model: LinearModel, x: FloatArray) -> FloatArray:
     """Unmet demand (accounts x resources x periods) in the solution ``x``: both price bands."""
-    out = model.values("unmet", x).copy()
-    if "unmet_tail" in model.blocks:
-        out += model.values("unmet_tail", x)
-    return out
+    return np.sum([model.values(name, x) for name in unmet_blocks(model)], axis=0)
 
 
 def ttl_pairs(d: ProblemData) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:

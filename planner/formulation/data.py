@@ -21,6 +21,23 @@ from planner.formulation.core import INF, FloatArray, IntArray
 EPSILON_COST = 1e-4
 
 
+@dataclass(frozen=True)
+class TailBand:
+    """The part of each target above the forecast's median (accounts x resources x periods).
+
+    ``width = target - median`` (0 where the profile has no median below its target);
+    ``price`` in ``(0, 1]`` is the share of the unmet price a unit of it costs
+    (:func:`tail_prices`).
+    """
+
+    width: FloatArray
+    price: FloatArray
+
+    def take(self, resources: npt.NDArray[np.int64]) -> TailBand:
+        """The band of the resources at positions ``resources``."""
+        return TailBand(self.width[:, resources], self.price[:, resources])
+
+
 @dataclass
 class ProblemData:
     """Indexed arrays of one organisation over one horizon (axes: account, resource, period).
@@ -32,10 +49,9 @@ class ProblemData:
     the pairs whose shadow time-to-live is modelled (see
     :func:`planner.formulation.allocation.ttl_pairs`).
 
-    ``median[a, r, t] <= demand[a, r, t]`` is the forecast's median where the profile has one
-    (else the target itself) and ``tail_price[a, r, t]`` in ``(0, 1]`` the share of the unmet
-    price that a unit of target above the median costs (:func:`tail_prices`); ``None`` means
-    no profile carries quantiles below its target: all unmet demand is priced in full.
+    ``tail`` is the band of each target above the forecast's median (:class:`TailBand`);
+    ``None`` when no profile carries a median below its target: all unmet demand is priced in
+    full.
     """
 
     org: Organisation
@@ -61,8 +77,7 @@ class ProblemData:
     committed_borrow: FloatArray
     notes: list[str] = field(default_factory=list)
     ttl_mask: npt.NDArray[np.bool_] | None = None
-    median: FloatArray | None = None
-    tail_price: FloatArray | None = None
+    tail: TailBand | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -137,8 +152,8 @@ def problem_data(
     periods = [start + k * step for k in range(n_t)]
     notes: list[str] = []
     demand = np.zeros((n_a, n_r, n_t))
-    median = np.zeros((n_a, n_r, n_t))
-    tail_price = np.ones((n_a, n_r, n_t))
+    width = np.zeros((n_a, n_r, n_t))
+    price = np.ones((n_a, n_r, n_t))
 
     def align(values: list[float], first: int) -> FloatArray:
         seg = np.asarray(values, dtype=np.float64)[first : first + n_t]
@@ -165,11 +180,10 @@ def problem_data(
                     "its last value is held for the rest"
                 )
             demand[i, j] = align(rd.target, first)
-            median[i, j] = demand[i, j]
             if 0.5 in rd.quantiles and rd.service_level > 0.5:
                 levels = {lv: align(v, first) for lv, v in rd.quantiles.items()}
-                median[i, j] = np.clip(levels[0.5], 0.0, demand[i, j])
-                tail_price[i, j] = tail_prices(levels, demand[i, j], rd.service_level)
+                width[i, j] = demand[i, j] - np.clip(levels[0.5], 0.0, demand[i, j])
+                price[i, j] = tail_prices(levels, demand[i, j], rd.service_level)
 
     def amounts(key: str, default: float) -> FloatArray:
         return np.array(
@@ -215,6 +229,5 @@ def problem_data(
         committed_lend=committed_lend,
         committed_borrow=committed_borrow,
         notes=notes,
-        median=median if bool((demand - median > 1e-9).any()) else None,
-        tail_price=tail_price if bool((demand - median > 1e-9).any()) else None,
+        tail=TailBand(width, price) if bool((width > 1e-9).any()) else None,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -208,9 +209,7 @@ def graph_plot(
     nx.draw_networkx_nodes(
         g, pos, ax=ax, node_color=colors, node_size=sizes, edgecolors="#333", linewidths=0.5
     )
-    counts: dict[tuple[str, str], int] = {}
-    for _, s, t in moves:
-        counts[(s, t)] = counts.get((s, t), 0) + 1
+    counts = Counter((s, t) for _, s, t in moves)
     if counts:
         mg = nx.DiGraph()
         mg.add_edges_from(counts)
@@ -227,21 +226,17 @@ def graph_plot(
         nx.draw_networkx_edge_labels(
             mg, pos, ax=ax, edge_labels={k: f"{v} moved" for k, v in counts.items()}, font_size=7
         )
-    pairs: dict[tuple[str, str], int] = {}
-    for a, b in loans:
-        if a in pos and b in pos:
-            pairs[(a, b)] = pairs.get((a, b), 0) + 1
+    pairs = Counter((a, b) for a, b in loans if a in pos and b in pos)
     # the busiest pairs only: a week of loans between every pair hides the graph
     top = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_LOAN_PAIRS]
     if top:
-        lg = nx.DiGraph()
-        lg.add_edges_from(k for k, _ in top)
+        edges = [k for k, _ in top]
         most = top[0][1]
         nx.draw_networkx_edges(
-            lg,
+            nx.DiGraph(edges),
             pos,
             ax=ax,
-            edgelist=[k for k, _ in top],
+            edgelist=edges,
             edge_color="#1f77b4",
             width=[0.8 + 2.2 * n / most for _, n in top],
             style="dotted",

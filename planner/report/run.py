@@ -15,6 +15,11 @@ from planner.simulate.output import RunTables
 SUMMARY_COLUMNS = ("throttled_share", "idle_share", "violation_hours")
 
 
+def _account_png(account: str, resource: str) -> str:
+    """File name of an account's plot in a run report."""
+    return f"account_{_safe(account)}_{_safe(resource)}.png"
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
@@ -114,14 +119,14 @@ def render_run(
         msgs = sorted({f"{r.policy}: {r.fallback}" for r in fallback.itertuples()})
         doc.para("Fallbacks: " + "; ".join(msgs))
     chosen = choose_accounts(tables, accounts)
-    keep = {f"account_{_safe(a)}_{_safe(r)}.png" for a, r in chosen}
+    keep = {_account_png(a, r) for a, r in chosen}
     for stale in out.glob("account_*.png"):  # an earlier report's accounts, not this one's
         if stale.name not in keep:
             stale.unlink()
     if chosen:
         doc.heading("Accounts where the policies differ most")
         for account, resource in chosen:
-            path = out / f"account_{_safe(account)}_{_safe(resource)}.png"
+            path = out / _account_png(account, resource)
             written.append(
                 account_plot(
                     tables.series,

@@ -96,7 +96,8 @@ QUICK_SIZES = (50, 200)
 QUICK_BACKENDS = ("highs", "highspy")
 #: Backends run only up to ``--slow-max`` accounts (they take the whole time limit or more).
 SLOW = frozenset({"scip", "cbc", "cpsat", "glop", "pulp-cbc", "pulp-highs"})
-#: The solver column of the default path (``solver=None``): HiGHS through OR-Tools, large LPs to CLP.
+#: The solver column of the default path (``solver=None``): HiGHS through OR-Tools; parts of
+#: 40,000 columns or more by price and fix (planner.backends.pricefix), large LPs to CLP.
 DEFAULT = "default"
 N_RESOURCES = 4
 N_PERIODS = 24
@@ -549,7 +550,7 @@ def _row(
     bad = verify_plan(org, plan, profiles)
     note = r.fallback or ""
     if not note and r.messages:
-        keys = ("round", "fast mode", "CLP", "parts")
+        keys = ("round", "fast mode", "CLP", "parts", "price and fix")
         note = "; ".join(m for m in r.messages if any(k in m for k in keys))[:400]
     return {
         "part": "solve",
@@ -583,7 +584,8 @@ def solve_rows(
         t0 = time.perf_counter()
         plan = negotiate_resources(org, profiles, start=START, strict=strict)
         rows.append(_row(n, org, profiles, plan, time.perf_counter() - t0, method, None))
-    # the default solver (solver=None: OR-Tools' HiGHS, large LPs routed to CLP), then each
+    # the default solver (solver=None: OR-Tools' HiGHS, large parts by price and fix, large LPs
+    # routed to CLP), then each
     # backend as named (a named solver is used as named, without routing)
     runs: list[tuple[str, str | None, bool]] = [("mip-fast", None, True), ("mip", None, False)]
     runs += [("mip", b, False) for b in backends if b not in SLOW or n <= args.slow_max]

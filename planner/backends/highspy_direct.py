@@ -62,39 +62,7 @@ class HighspyBackend(Backend):
         import highspy
 
         t0 = time.perf_counter()
-        h = _new_highs(highspy, quiet=not options.passthrough.get("output", False))
-        h.setOptionValue("output_flag", bool(options.passthrough.get("output", False)))
-        h.setOptionValue("mip_rel_gap", float(options.relative_gap))
-        h.setOptionValue("random_seed", int(options.seed))
-        if options.time_limit is not None:
-            h.setOptionValue("time_limit", float(max(options.time_limit, 1e-3)))
-        if options.threads:
-            h.setOptionValue("threads", int(options.threads))
-        for key, value in options.passthrough.items():
-            if key != "output":
-                h.setOptionValue(key, cast(Any, value))
-        lp = highspy.HighsLp()
-        csc = model.matrix.tocsc()
-        lp.num_col_ = model.num_vars
-        lp.num_row_ = model.num_rows
-        lp.col_cost_ = model.cost
-        lp.col_lower_ = model.lower
-        lp.col_upper_ = model.upper
-        lp.row_lower_ = model.row_lower
-        lp.row_upper_ = model.row_upper
-        lp.offset_ = model.offset
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-        lp.a_matrix_.value_ = csc.data
-        lp.a_matrix_.num_col_ = model.num_vars
-        lp.a_matrix_.num_row_ = model.num_rows
-        if model.is_mip:
-            lp.integrality_ = [
-                highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-                for i in model.integer
-            ]
-        h.passModel(lp)
+        h = load_highs(model, options)
         h.run()
         seconds = time.perf_counter() - t0
         ms = h.getModelStatus()
@@ -123,3 +91,44 @@ class HighspyBackend(Backend):
         obj = float(info.objective_function_value) if has else math.inf
         message = f"highspy: {h.modelStatusToString(ms)}"
         return finish(model, self.name, status, x, obj, bound, seconds, message, duals)
+
+
+def load_highs(model: LinearModel, options: SolveOptions) -> Any:
+    """A ``highspy.Highs`` holding ``model`` (its CSC arrays passed in one call), with the
+    common options and the passthrough set."""
+    import highspy
+
+    h = _new_highs(highspy, quiet=not options.passthrough.get("output", False))
+    h.setOptionValue("output_flag", bool(options.passthrough.get("output", False)))
+    h.setOptionValue("mip_rel_gap", float(options.relative_gap))
+    h.setOptionValue("random_seed", int(options.seed))
+    if options.time_limit is not None:
+        h.setOptionValue("time_limit", float(max(options.time_limit, 1e-3)))
+    if options.threads:
+        h.setOptionValue("threads", int(options.threads))
+    for key, value in options.passthrough.items():
+        if key != "output":
+            h.setOptionValue(key, cast(Any, value))
+    lp = highspy.HighsLp()
+    csc = model.matrix.tocsc()
+    lp.num_col_ = model.num_vars
+    lp.num_row_ = model.num_rows
+    lp.col_cost_ = model.cost
+    lp.col_lower_ = model.lower
+    lp.col_upper_ = model.upper
+    lp.row_lower_ = model.row_lower
+    lp.row_upper_ = model.row_upper
+    lp.offset_ = model.offset
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = csc.data
+    lp.a_matrix_.num_col_ = model.num_vars
+    lp.a_matrix_.num_row_ = model.num_rows
+    if model.is_mip:
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+            for i in model.integer
+        ]
+    h.passModel(lp)
+    return h

@@ -15,6 +15,7 @@ them), so building stays a handful of vectorised numpy operations.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,6 +204,47 @@ class LinearModel:
     def with_bounds(self, lower: FloatArray, upper: FloatArray) -> LinearModel:
         """The same model with other column bounds (used to fix rounded binaries)."""
         return _replace(self, lower=lower, upper=upper)
+
+    def priced_out(self, families: Sequence[str], prices: FloatArray) -> tuple[LinearModel, str]:
+        """The Lagrangian relaxation of the rows of ``families`` at the row prices ``prices``
+        (one per row of the model, the sign convention of the solvers' row duals: reduced
+        cost ``= cost - A^T y``).
+
+        ``min cost @ x`` over the other rows becomes ``min (cost - A_F^T y) @ x + b_F @ y``,
+        ``b_F`` a row's lower bound where its price is positive, its upper bound where negative.
+        A price of the wrong sign for its row's bounds (or at an infinite bound) is set to 0,
+        so the relaxation's optimum is a lower bound of this model's for any ``prices``.
+        Returns the relaxed model and a note naming the prices that were zeroed (if any).
+        """
+        spans = [self.families[f] for f in families]
+        rows = np.concatenate(
+            [np.arange(f.offset, f.offset + f.size) for f in spans] or [np.zeros(0, np.int64)]
+        )
+        y = np.asarray(prices, dtype=np.float64)[rows].copy()
+        lo, hi = self.row_lower[rows], self.row_upper[rows]
+        wrong = ((y > 0) & ~np.isfinite(lo)) | ((y < 0) & ~np.isfinite(hi))
+        y[wrong] = 0.0
+        rhs = np.where(y > 0, lo, np.where(y < 0, hi, 0.0))
+        keep = np.ones(self.num_rows, dtype=bool)
+        keep[rows] = False
+        kept: dict[str, Family] = {}
+        start = 0
+        for name, fam in self.families.items():
+            if name in families:
+                continue
+            kept[name] = dataclasses.replace(fam, offset=start)
+            start += fam.size
+        model = _replace(
+            self,
+            cost=self.cost - self.matrix[rows].T @ y,
+            offset=self.offset + float(rhs @ y),
+            matrix=self.matrix[keep],
+            row_lower=self.row_lower[keep],
+            row_upper=self.row_upper[keep],
+            families=kept,
+        )
+        note = f"{int(wrong.sum())} price(s) of the wrong sign set to 0" if wrong.any() else ""
+        return model, note
 
     def violations(self, x: FloatArray, tol: float = 1e-6) -> list[str]:
         """Rows and bounds ``x`` breaks, by name (a check of a backend's answer)."""

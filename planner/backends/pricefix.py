@@ -6,10 +6,10 @@ one account's own. The simplex method cannot use that: at 1,000 accounts x 24 pe
 resource's LP (98,000 columns, 80,000 rows) took HiGHS's simplex 50 s and its interior point
 method 37 s, so four resources on two cores gave no plan in a minute. The steps here
 (:func:`planner.backends.strategy.solve_priced` runs them, for the default solver on large
-parts) took 5-10 s per resource:
+parts) took 3-6 s per resource:
 
-1. **Prices** (:func:`first_order`): the LP solved roughly by a first-order method, PDLP in
-   HiGHS, to the KKT tolerance :data:`PDLP_TOLERANCE`: quotas and row duals (2-7 s).
+1. **Prices** (:func:`first_order`): the LP solved roughly by a first-order method (PDLP:
+   HiGHS's HiPDLP, :data:`FIRST_ORDER`): quotas and row duals (1.5-3.4 s).
 2. **Plan** (:func:`fixed_quotas`, :class:`WarmLP`): the quotas fixed at those values (made to
    fit their bounds and the reserve); what is left splits by period and is solved exactly
    (0.7 s, then 0.07 s for each later solve from the last basis).
@@ -21,10 +21,9 @@ parts) took 5-10 s per resource:
    binaries solved as one LP (0.8 s). Its optimum is a lower bound of the model's whatever
    the duals' accuracy, so the reported gap is sound however rough step 1 was.
 
-On the 1,000-account benchmark the gap per resource was 0.15-0.5 % (benchmarks/solvers.py).
-Looser PDLP tolerances were tried for fast mode and dropped: at 0.1 (and 0.05) PDLP stopped
-after 0.3 s on one resource with quotas summing to 7 % of what they should, and the fixed LP
-then took longer than the whole time limit.
+Looser tolerances were tried and dropped: cuPDLP-C at 0.1 (and 0.05) stopped after 0.3 s on
+one resource with quotas summing to 7 % of what they should, and the fixed LP then took
+longer than the whole time limit; OR-Tools' own PDLP needed 9.6 s for a bound as tight.
 """
 
 from __future__ import annotations
@@ -52,9 +51,11 @@ COUPLING = ("capacity", "reserve", "pool")
 #: Parts with at least this many columns are solved by price and fix under the default
 #: solver (at 500 accounts a resource's LP has 49,000 columns; see benchmarks/solvers.py).
 PRICE_FIX_COLUMNS = 40_000
-#: PDLP's KKT tolerance (gaps at 1,000 accounts: 1e-2 -> 2e-4 before time-to-live, 16 s for
-#: the slowest resource; 3e-2 -> 5e-4, 7 s).
-PDLP_TOLERANCE = 3e-2
+#: The first-order methods to try, with their KKT tolerances: HiGHS's newer HiPDLP first, then
+#: its cuPDLP-C port (highspy without HiPDLP). At 1,000 accounts, per resource, the gap before
+#: the time-to-live step and the seconds: HiPDLP at 3e-4 1e-5 to 1.4e-3, 1.5-3.4 s; at 1e-3 up
+#: to 6.7e-3, 1.0-3.0 s; cuPDLP-C at 3e-2 up to 5e-4, 2.4-6.8 s, at 1e-2 2e-4, up to 16 s.
+FIRST_ORDER = (("hipdlp", 3e-4), ("pdlp", 3e-2))
 #: Rounds of the time-to-live step (pairs found breaking it get binaries, again).
 TTL_ROUNDS = 6
 #: Solves of the last cut of shadow runs; runs still too long after them are cut without
@@ -85,13 +86,22 @@ def applies(model: LinearModel) -> bool:
     )
 
 
-def first_order(model: LinearModel, tolerance: float, options: SolveOptions) -> FirstOrder:
-    """Solve the LP ``model`` roughly with PDLP (through highspy) to the KKT ``tolerance``."""
+def first_order(model: LinearModel, options: SolveOptions) -> FirstOrder:
+    """Solve the LP ``model`` roughly with the first method of :data:`FIRST_ORDER` that this
+    HiGHS has, to its KKT tolerance."""
+    import highspy
+
     t0 = time.perf_counter()
     common = dataclasses.replace(options, passthrough={})
     h: Any = load_highs(model, common)
-    h.setOptionValue("solver", "pdlp")
-    h.setOptionValue("kkt_tolerance", float(tolerance))
+    method = ""
+    for name, tolerance in FIRST_ORDER:
+        if h.setOptionValue("solver", name) == highspy.HighsStatus.kOk:
+            h.setOptionValue("kkt_tolerance", float(tolerance))
+            method = f"{name} to KKT tolerance {tolerance:g}"
+            break
+    if not method:
+        return FirstOrder(None, None, "this HiGHS has no first-order method", 0.0)
     h.run()
     sol = h.getSolution()
     x = np.asarray(sol.col_value, dtype=np.float64) if sol.value_valid else None
@@ -100,7 +110,7 @@ def first_order(model: LinearModel, tolerance: float, options: SolveOptions) -> 
         x = None
     if y is not None and not np.isfinite(y).all():
         y = None
-    status = str(h.modelStatusToString(h.getModelStatus()))
+    status = f"{method}: {h.modelStatusToString(h.getModelStatus())}"
     return FirstOrder(x, y, status, time.perf_counter() - t0)
 
 

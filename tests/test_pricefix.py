@@ -8,6 +8,7 @@ a second, take it and can be compared with that optimum.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from models import Status
 from planner.backends import SolveOptions, get_backend, pricefix
 from planner.backends.base import infeasibility
-from planner.backends.strategy import subset, ttl_breaks
+from planner.backends.strategy import default_backend, solve_priced, subset, ttl_breaks
 from planner.formulation import build_model, problem_data
 from planner.formulation.core import ModelBuilder
 from planner.formulation.synthetic import START, make_organisation
@@ -191,3 +192,53 @@ def test_a_failing_first_order_method_falls_back_to_the_whole_model(
     text = " ".join(plan.report.messages)
     assert "no PDLP here" in text
     assert "solved whole" in text
+
+
+def test_a_failing_time_to_live_round_never_returns_a_plan_that_breaks_the_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the first round's LP fails (a time limit): its rests were never solved with, so the
+    # earlier solution must be cut, and whatever comes back keeps the time-to-live
+    org, profiles = _org(seed=3, ttl=1)
+    data = subset(problem_data(org, profiles, start=START), [0])
+    data = dataclasses.replace(data, ttl_mask=np.zeros(data.carry.shape, dtype=bool))
+    model = build_model(data)
+    solve = pricefix.WarmLP.solve
+    calls = {"n": 0}
+
+    def flaky(self: pricefix.WarmLP, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            self.status = "Time limit reached"
+            return None
+        return solve(self, *args, **kwargs)
+
+    monkeypatch.setattr(pricefix.WarmLP, "solve", flaky)
+    res, why = solve_priced(data, model, default_backend(), SolveOptions(), None)
+    assert calls["n"] >= 2
+    assert res is not None, why
+    assert res.x is not None
+    assert not ttl_breaks(model.values("shadow", res.x), data.carry, 1).any()
+    assert "gave no plan" in res.message
+    assert res.status is not Status.OPTIMAL or res.bound is not None
+
+
+def test_hard_thresholds_keep_the_whole_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    org, profiles = make_organisation(20, 1, 24, seed=1, hard_thresholds=True)
+    data = problem_data(org, profiles, start=START)
+    monkeypatch.setattr(pricefix, "PRICE_FIX_COLUMNS", 0)
+    assert not pricefix.applies(build_model(data))
+    org2, profiles2 = make_organisation(20, 1, 24, seed=1)
+    assert pricefix.applies(build_model(problem_data(org2, profiles2, start=START)))
+
+
+def test_price_and_fix_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    data, model = _part(n=20)
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise MemoryError("out of memory in HiGHS")
+
+    monkeypatch.setattr(pricefix, "WarmLP", boom)
+    res, why = solve_priced(data, model, default_backend(), SolveOptions(), None)
+    assert res is None
+    assert "out of memory" in why

@@ -77,12 +77,14 @@ class FirstOrder:
 
 def applies(model: LinearModel) -> bool:
     """Whether price and fix applies: a large LP whose accounts meet only in :data:`COUPLING`
-    rows (the allocation model without extensions or time-to-live binaries)."""
+    rows (the allocation model without extensions or time-to-live binaries), without hard
+    thresholds (:func:`cut_runs` may count more demand unmet than they allow)."""
     return (
         not model.is_mip
         and model.num_vars >= PRICE_FIX_COLUMNS
         and "quota" in model.blocks
         and all(f in model.families for f in COUPLING)
+        and "min_coverage" not in model.families
     )
 
 
@@ -95,9 +97,12 @@ def first_order(model: LinearModel, options: SolveOptions) -> FirstOrder:
     common = dataclasses.replace(options, passthrough={})
     h: Any = load_highs(model, common)
     method = ""
+    ok = highspy.HighsStatus.kOk
     for name, tolerance in FIRST_ORDER:
-        if h.setOptionValue("solver", name) == highspy.HighsStatus.kOk:
-            h.setOptionValue("kkt_tolerance", float(tolerance))
+        if (
+            h.setOptionValue("solver", name) == ok
+            and h.setOptionValue("kkt_tolerance", float(tolerance)) == ok
+        ):
             method = f"{name} to KKT tolerance {tolerance:g}"
             break
     if not method:
@@ -191,7 +196,8 @@ def fixed_quotas(model: LinearModel, data: ProblemData, x: FloatArray) -> FloatA
 
 
 def with_quotas(model: LinearModel, quotas: FloatArray) -> LinearModel:
-    """``model`` with the quota block fixed at ``quotas``."""
+    """``model`` with the quota block fixed at ``quotas`` (what :class:`WarmLP` solves, built
+    cold: the tests' reference)."""
     blk = model.blocks["quota"]
     sl = slice(blk.offset, blk.offset + blk.size)
     lower, upper = model.lower.copy(), model.upper.copy()
@@ -261,9 +267,10 @@ def cut_runs(model: LinearModel, x: FloatArray, gaps: npt.NDArray[np.bool_]) -> 
     the demand they covered counted as unmet, the cheaper band first (``unmet_tail``, then
     ``unmet``), without solving again.
 
-    Every row still holds: a smaller shadow only loosens capacity, ceiling, fraction and link
-    rows, and the unmet added is what coverage needs, at most ``demand - (quota + borrow -
-    lend)`` so within its bound (``lend <= quota``)."""
+    Every row of the allocation model without hard thresholds still holds (:func:`applies`
+    excludes them): a smaller shadow only loosens capacity, ceiling, fraction and link rows,
+    and the unmet added is what coverage needs, at most ``demand - (quota + borrow - lend)``
+    so within its bound (``lend <= quota``)."""
     out = x.copy()
 
     def view(name: str) -> FloatArray:
@@ -292,9 +299,8 @@ def cut_runs(model: LinearModel, x: FloatArray, gaps: npt.NDArray[np.bool_]) -> 
 @dataclass
 class PieceAnswer:
     """One account's own program (one resource, its time-to-live binaries, coupling rows
-    priced): its quota, its shadow per period, and its bound (``None`` when it gave none)."""
+    priced): its shadow per period, and its bound (``None`` when it gave none)."""
 
-    quota: float | None
     shadow: FloatArray | None
     bound: float | None
 
@@ -305,14 +311,6 @@ def pair_mask(solved: Mapping[tuple[int, int], PieceAnswer], shape: tuple[int, .
     for a, r in solved:
         mask[a, r] = True
     return mask
-
-
-def quota_vector(model: LinearModel, quotas: FloatArray) -> FloatArray:
-    """A column vector of ``model`` holding ``quotas`` in the quota block (zeros elsewhere)."""
-    x = np.zeros(model.num_vars)
-    blk = model.blocks["quota"]
-    x[blk.offset : blk.offset + blk.size] = quotas.ravel()
-    return x
 
 
 def solve_piece(
@@ -332,11 +330,10 @@ def solve_piece(
     cols = np.flatnonzero(col_of == label)
     res = solve(restrict(relaxed, cols, np.flatnonzero(row_of == label)))
     if res.x is None:
-        return PieceAnswer(None, None, None)
+        return PieceAnswer(None, None)
     x = np.zeros(full.num_vars)
     x[cols] = res.x
-    shadow = full.values("shadow", x)[a, r].copy()
-    return PieceAnswer(float(full.values("quota", x)[a, r]), shadow, res.bound)
+    return PieceAnswer(full.values("shadow", x)[a, r].copy(), res.bound)
 
 
 class WarmLP:
@@ -373,9 +370,12 @@ class WarmLP:
         shadow_hi[rests.ravel()] = 0.0
         changed = np.flatnonzero((lower != self.lower) | (upper != self.upper))
         if changed.size:
-            self.h.changeColsBounds(
+            status = self.h.changeColsBounds(
                 int(changed.size), changed.astype(np.int32), lower[changed], upper[changed]
             )
+            if status == highspy.HighsStatus.kError:
+                self.status = "HiGHS refused the new bounds"
+                return None
         self.lower, self.upper = lower, upper
         if time_limit is not None:
             # HiGHS's clock runs across the calls of one instance

@@ -386,102 +386,125 @@ def solve_priced(
     1. PDLP solves the LP roughly: quotas and coupling prices ``y``.
     2. Quotas fixed, the rest solved exactly (HiGHS, kept warm between solves).
     3. Each pair whose shadow outlives the time-to-live: its account, priced at ``y``, is
-       solved on its own with its binaries (a small mixed-integer program), which sets its
-       quota and the periods its shadow rests; the LP is solved again with those fixed, and
-       pairs that break the rule now are added (at most :data:`pricefix.TTL_ROUNDS` rounds).
+       solved on its own with its binaries (a small mixed-integer program), which says when
+       its shadow can rest; the LP is solved again with those rests and those accounts'
+       quotas free, and pairs that break the rule now are added (at most
+       :data:`pricefix.TTL_ROUNDS` rounds, while time is left).
     4. Runs still too long are cut (:data:`pricefix.GAP_SOLVES` solves, then
-       :func:`pricefix.cut_runs`).
+       :func:`pricefix.cut_runs`); a plan that still breaks the rule is not returned.
     5. Bound: the coupling rows priced out at ``y``; the accounts without binaries as one LP,
        each account of step 3 its own program's bound.
 
-    Returns the result, or ``None`` and why when a step gives nothing (the caller then solves
-    the model whole). The result's values belong to ``model``.
+    Returns the result (its ``duals`` are PDLP's, of the LP without time-to-live rows), or
+    ``None`` and why when a step gives nothing or fails (the caller then solves the model
+    whole); never raises. The result's values belong to ``model``.
     """
+    try:
+        return _solve_priced(data, model, lp_backend, options, deadline)
+    except Exception as exc:  # a failing step must never crash the planner
+        return None, f"price and fix failed ({type(exc).__name__}: {exc})"
+
+
+def _solve_priced(
+    data: ProblemData,
+    model: LinearModel,
+    lp_backend: Backend,
+    options: SolveOptions,
+    deadline: float | None,
+) -> tuple[SolveResult | None, str]:
     t0 = time.perf_counter()
     if isinstance(lp_backend, LpRouter):
         # HiGHS, not CLP: on the accounts' LP HiGHS was the faster (0.8 s against 1.1 s at
         # 1,000 accounts)
         lp_backend = lp_backend.small
+    # the accounts' own programs through highspy: it reports the branch-and-bound's dual
+    # bound (OR-Tools' wrapper reports the incumbent), and they are solved to a zero gap
+    piece_backend = get_backend("highspy")
+    piece_options = dataclasses.replace(options, relative_gap=0.0)
     first_until = deadline
     if deadline is not None:
         first_until = t0 + pricefix.FIRST_ORDER_SHARE * (deadline - t0)
-    try:
-        rough = pricefix.first_order(model, _with_options(options, first_until))
-        if rough.x is None or rough.y is None:
-            return None, f"price and fix: PDLP gave no solution ({rough.status})"
-        warm = pricefix.WarmLP(model, options)
-    except Exception as exc:  # highspy missing or failing: the whole model is solved instead
-        return None, f"price and fix: HiGHS failed ({exc})"
+    rough = pricefix.first_order(model, _with_options(options, first_until))
+    if rough.x is None or rough.y is None:
+        return None, f"price and fix: PDLP gave no solution ({rough.status})"
+    warm = pricefix.WarmLP(model, options)
     ttl = data.org.rules.shadow_ttl_periods
     base_q = pricefix.fixed_quotas(model, data, rough.x)
-    quotas = base_q.copy()
     gaps = np.zeros(data.demand.shape, dtype=bool)
-    x = warm.solve(quotas, gaps, _remaining(deadline))
+    x = warm.solve(base_q, gaps, _remaining(deadline))
     if x is None:
         return None, f"price and fix: with quotas fixed, no plan ({warm.status})"
+    quotas = base_q
     solved: dict[tuple[int, int], pricefix.PieceAnswer] = {}
-
-    def solve_small(m: LinearModel) -> SolveResult:
-        return _run(lp_backend, m, _with_options(options, deadline))
-
+    done = np.zeros(data.demand.shape[:2], dtype=bool)  # pairs in ``solved``
     breaks = ttl_breaks(model.values("shadow", x), data.carry, ttl)
     rounds = 0
-    while rounds < pricefix.TTL_ROUNDS:
-        new = breaks & ~pricefix.pair_mask(solved, breaks.shape)
-        if not new.any():
+    steps = [
+        f"price and fix: PDLP ({rough.status}, {rough.seconds:.1f} s) set the quotas; the rest "
+        "was solved exactly with them fixed"
+    ]
+    while rounds < pricefix.TTL_ROUNDS and (breaks & ~done).any():
+        if deadline is not None and time.perf_counter() > deadline:
+            steps.append("no time was left for more time-to-live rounds")
             break
         rounds += 1
+        new = breaks & ~done
         full = build_model(dataclasses.replace(data, ttl_mask=breaks))
         relaxed, _ = pricefix.relaxation(full, pricefix.carry_prices(model, full, rough.y))
         labels = pricefix.pieces(relaxed)
-        for pair in zip(*np.nonzero(new), strict=True):
-            a, r = int(pair[0]), int(pair[1])
-            solved[a, r] = pricefix.solve_piece(full, relaxed, labels, (a, r), solve_small)
+        for a, r in zip(*np.nonzero(new), strict=True):
+            solved[int(a), int(r)] = pricefix.solve_piece(
+                full,
+                relaxed,
+                labels,
+                (int(a), int(r)),
+                lambda m: _run(piece_backend, m, _with_options(piece_options, deadline)),
+            )
+        done |= new
         # their shadows rest where their own programs' shadows leave room for it (the fewest
         # rests that keep every run within the time-to-live, none where the program used a
         # shadow); their quotas are left to the LP (the others' stay fixed), which can only
         # do better than the programs' own quotas put together, as those need not fit the
         # reserve
-        gaps[:] = False
+        trial = np.zeros_like(gaps)
         for (a, r), ans in solved.items():
             if ans.shadow is not None:
-                gaps[a, r] = _rests(ans.shadow, int(data.carry[a, r]), ttl)
-        free = pricefix.pair_mask(solved, breaks.shape)
-        again = warm.solve(base_q, gaps, _remaining(deadline), free=free)
+                trial[a, r] = _rests(ans.shadow, int(data.carry[a, r]), ttl)
+        again = warm.solve(base_q, trial, _remaining(deadline), free=done)
         if again is None:
+            steps.append(f"time-to-live round {rounds} gave no plan ({warm.status}): stopped")
             break
-        x = again
+        x, gaps = again, trial
         quotas = model.values("quota", x).copy()
         breaks |= ttl_breaks(model.values("shadow", x), data.carry, ttl)
+    if solved:
+        steps.append(
+            f"{len(solved)} account/resource pair(s) broke the shadow time-to-live (found in "
+            f"{rounds} round(s)): each of their accounts was solved on its own with its "
+            "binaries at the coupling prices, which said when its shadow can rest; their "
+            "quotas were then left to the LP"
+        )
     # runs still too long: cut, solve again (twice at most), then cut without solving
-    cut_note = ""
-    for k in range(len(data.periods)):
-        more = ttl_gaps(np.where(gaps, 0.0, model.values("shadow", x)), data.carry, ttl)
+    for k in range(len(data.periods) + 1):
+        more = ttl_gaps(model.values("shadow", x), data.carry, ttl)
         if not more.any():
             break
         gaps |= more
         again = warm.solve(quotas, gaps, _remaining(deadline)) if k < pricefix.GAP_SOLVES else None
         if again is None:
             x = pricefix.cut_runs(model, x, gaps)
-            cut_note = "the last shadow runs too long were cut without solving again"
+            steps.append("the last shadow runs too long were cut without solving again")
             break
         x = again
-    bound, bound_note = _priced_bound(data, model, rough.y, solved, lp_backend, options, deadline)
+    if ttl_breaks(model.values("shadow", x), data.carry, ttl).any():
+        return None, "price and fix: its plan still breaks the shadow time-to-live"
     result = finish(model, lp_backend.name, Status.FEASIBLE, x, None, None, 0.0)
     if result.x is None:
         return None, f"price and fix: its plan breaks the model ({result.message})"
-    steps = [
-        f"price and fix: PDLP ({rough.status}, {rough.seconds:.1f} s) set the quotas; the rest "
-        "was solved exactly with them fixed"
-    ]
-    if solved:
-        steps.append(
-            f"{len(solved)} account/resource pair(s) broke the shadow time-to-live (found in "
-            f"{rounds} round(s)): each of their accounts was solved on its own with its "
-            "binaries at the coupling prices, which set its quota and when its shadow rests"
-        )
-    if cut_note:
-        steps.append(cut_note)
+    bound, bound_note = _priced_bound(data, model, rough.y, solved, lp_backend, options, deadline)
+    if bound is not None and result.objective < bound - 1e-6 * max(1.0, abs(bound)):
+        bound_note = f"{bound:.6g} is above the plan's objective, so it is not reported"
+        bound = None
     steps.append(
         "bound: capacity, reserve and pool rows priced out at PDLP's duals, each account "
         "solved on its own" + (f" ({bound_note})" if bound_note else "")
@@ -513,8 +536,9 @@ def _priced_bound(
     deadline: float | None,
 ) -> tuple[float | None, str]:
     """The Lagrangian bound at the coupling prices ``y`` of the model with the time-to-live
-    binaries of the pairs in ``solved``: their accounts' own programs' bounds, plus one LP
-    for every other account. ``None`` when a part has no bound (the note says why)."""
+    binaries of the pairs in ``solved``: their accounts' own programs' bounds (one pair per
+    account: a part is one resource), plus one LP for every other account. ``None`` when a
+    part has no bound (the note says why)."""
     solved = {pair: ans for pair, ans in solved.items() if ans.bound is not None}
     mask = pricefix.pair_mask(solved, data.demand.shape[:2])
     full = build_model(dataclasses.replace(data, ttl_mask=mask)) if solved else model
@@ -525,7 +549,7 @@ def _priced_bound(
     rest = pricefix.restrict(relaxed, np.flatnonzero(~hard[col_of]), np.flatnonzero(~hard[row_of]))
     res = _run(backend, rest, _with_options(options, deadline))
     notes = [zeroed] if zeroed else []
-    if res.bound is None:
+    if res.status is not Status.OPTIMAL or res.bound is None:
         return None, "; ".join([*notes, f"the accounts' LP: {res.message}"])
     own = sum(ans.bound for ans in solved.values() if ans.bound is not None)
     return relaxed.offset + res.bound + own, "; ".join(notes)

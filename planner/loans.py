@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from models import Loan, NeedProfile, Organisation
-from planner.formulation.core import FloatArray
+from planner.formulation.core import FloatArray, IntArray
 from planner.formulation.data import committed_loans
 
 EPS = 1e-6
@@ -152,7 +152,8 @@ def loan_records(
     for pa, pb in peers:
         if pa in index and pb in index:
             peer[index[pa], index[pb]] = True
-    flows: dict[tuple[int, int, int], FloatArray] = {}
+    # matched flows as parallel arrays: lender, borrower, resource, period, amount
+    found: list[tuple[IntArray, IntArray, int, int, FloatArray]] = []
     for r in range(n_r):
         prev = np.zeros((n_a, n_a), dtype=bool)
         for lo, bo, res_name in in_force:
@@ -169,52 +170,82 @@ def loan_records(
                 sub = np.ix_(lenders, borrowers)
                 cost = 2.0 - peer[sub] - 1.5 * prev[sub]
                 f = transport(net[lenders], -net[borrowers], cost)
-                for i, j in zip(*np.nonzero(f), strict=True):
-                    key = (int(lenders[i]), int(borrowers[j]), r)
-                    flows.setdefault(key, np.zeros(n_t))[t] = f[i, j]
-                    nxt[key[0], key[1]] = True
+                i, j = np.nonzero(f)
+                found.append((lenders[i], borrowers[j], r, t, f[i, j]))
+                nxt[lenders[i], borrowers[j]] = True
             prev = nxt
     loans: list[Loan] = list(committed)
-    for (li, bj, ri), series in flows.items():
-        lender, borrower, res = accounts[li], accounts[bj], resources[ri]
-        t = 0
-        while t < n_t:
-            amount = series[t]
-            if amount <= EPS:
-                t += 1
-                continue
-            old = in_force.get((lender, borrower, res)) if t == 0 else None
-            continues = (
-                old is not None
-                and abs(old.amount - amount) <= 1e-6 * max(1.0, amount)
-                and round((periods[t] - old.start) / step) < rules.loan_max_periods
-            )
-            start = old.start if continues and old is not None else periods[t]
-            used = round((periods[t] - start) / step)
-            u = t
-            while (
-                u < n_t
-                and abs(series[u] - amount) <= 1e-6 * max(1.0, amount)
-                and u - t + used < rules.loan_max_periods
-            ):
-                u += 1
-            until = periods[u] if u < n_t else end
-            short = bool((need[li, ri, t:u] > kept[li, ri, t:u] + EPS).any())
+    if not found:
+        return loans
+    li = np.concatenate([f[0] for f in found])
+    bj = np.concatenate([f[1] for f in found])
+    ri = np.concatenate([np.full(f[0].size, f[2]) for f in found])
+    ti = np.concatenate([np.full(f[0].size, f[3]) for f in found])
+    keys, row = np.unique((li * n_a + bj) * n_r + ri, return_inverse=True)
+    series = np.zeros((keys.size, n_t))
+    series[row, ti] = np.concatenate([f[4] for f in found])
+    # runs of one amount (within 1e-6, relative) in consecutive periods, per pair
+    on = series > EPS
+    same = np.zeros_like(on)
+    same[:, 1:] = (
+        on[:, 1:]
+        & on[:, :-1]
+        & (np.abs(series[:, 1:] - series[:, :-1]) <= 1e-6 * np.maximum(1.0, series[:, 1:]))
+    )
+    firsts = on & ~same
+    run_of = np.cumsum(firsts.ravel()) - 1
+    lengths = np.bincount(run_of[on.ravel()], minlength=int(firsts.sum()))
+    # lender short of its own need anywhere in [t, u): counted by prefix sums
+    over = np.zeros((n_a, n_r, n_t + 1), dtype=np.int64)
+    np.cumsum(need > kept + EPS, axis=2, out=over[:, :, 1:])
+    cap = rules.loan_max_periods
+    run_k, run_t = np.nonzero(firsts)
+    run_key = keys[run_k]
+    lender_of, rest = np.divmod(run_key, n_a * n_r)
+    borrower_of, res_of = np.divmod(rest, n_r)
+    amounts = series[run_k, run_t]
+    stamp = [f"{p:%Y%m%dT%H%M}" for p in periods]
+    periods_end = [*periods, end]
+    over_list = over.tolist()
+    for lender_i, borrower_i, res_i, t, length, amount in zip(
+        lender_of.tolist(),
+        borrower_of.tolist(),
+        res_of.tolist(),
+        run_t.tolist(),
+        lengths.tolist(),
+        amounts.tolist(),
+        strict=True,
+    ):
+        lender, borrower, res = accounts[lender_i], accounts[borrower_i], resources[res_i]
+        end_run = t + length
+        old = in_force.get((lender, borrower, res)) if t == 0 else None
+        used = 0
+        if old is not None and abs(old.amount - amount) <= 1e-6 * max(1.0, amount):
+            used = round((periods[0] - old.start) / step)
+            if used >= cap:
+                old, used = None, 0
+        else:
+            old = None
+        short_until = over_list[lender_i][res_i]
+        # a run longer than the loan limit is cut into records of at most ``cap`` periods
+        while t < end_run:
+            u = min(end_run, t + cap - used)
+            short = short_until[u] > short_until[t]
             loans.append(
                 Loan(
                     id=old.id
-                    if continues and old is not None and old.id
-                    else f"loan-{res}-{lender}-{borrower}-{periods[t]:%Y%m%dT%H%M}",
+                    if old is not None and old.id
+                    else f"loan-{res}-{lender}-{borrower}-{stamp[t]}",
                     lender=lender,
                     borrower=borrower,
                     resource=res,
-                    amount=float(amount),
-                    start=start,
-                    until=until,
-                    reclaim="expiry" if not short else "lender_need",
+                    amount=amount,
+                    start=old.start if old is not None else periods[t],
+                    until=periods_end[u],
+                    reclaim="lender_need" if short else "expiry",
                 )
             )
-            t = u
+            t, used, old = u, 0, None
     loans.sort(key=lambda x: (x.start, x.resource, x.lender, x.borrower))
     return loans
 

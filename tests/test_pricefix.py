@@ -16,7 +16,7 @@ import pytest
 from models import Status
 from planner.backends import SolveOptions, get_backend, pricefix
 from planner.backends.base import infeasibility
-from planner.backends.strategy import default_backend, solve_priced, subset, ttl_breaks
+from planner.backends.strategy import solve_priced, subset, ttl_breaks
 from planner.formulation import build_model, problem_data
 from planner.formulation.core import ModelBuilder
 from planner.formulation.synthetic import START, make_organisation
@@ -214,7 +214,7 @@ def test_a_failing_time_to_live_round_never_returns_a_plan_that_breaks_the_rule(
         return solve(self, *args, **kwargs)
 
     monkeypatch.setattr(pricefix.WarmLP, "solve", flaky)
-    res, why = solve_priced(data, model, default_backend(), SolveOptions(), None)
+    res, why = solve_priced(data, model, SolveOptions(), None)
     assert calls["n"] >= 2
     assert res is not None, why
     assert res.x is not None
@@ -239,6 +239,6 @@ def test_price_and_fix_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         raise MemoryError("out of memory in HiGHS")
 
     monkeypatch.setattr(pricefix, "WarmLP", boom)
-    res, why = solve_priced(data, model, default_backend(), SolveOptions(), None)
+    res, why = solve_priced(data, model, SolveOptions(), None)
     assert res is None
     assert "out of memory" in why

@@ -376,7 +376,6 @@ def _repair(
 def solve_priced(
     data: ProblemData,
     model: LinearModel,
-    lp_backend: Backend,
     options: SolveOptions,
     deadline: float | None,
 ) -> tuple[SolveResult | None, str]:
@@ -400,7 +399,7 @@ def solve_priced(
     whole); never raises. The result's values belong to ``model``.
     """
     try:
-        return _solve_priced(data, model, lp_backend, options, deadline)
+        return _solve_priced(data, model, options, deadline)
     except Exception as exc:  # a failing step must never crash the planner
         return None, f"price and fix failed ({type(exc).__name__}: {exc})"
 
@@ -408,18 +407,15 @@ def solve_priced(
 def _solve_priced(
     data: ProblemData,
     model: LinearModel,
-    lp_backend: Backend,
     options: SolveOptions,
     deadline: float | None,
 ) -> tuple[SolveResult | None, str]:
     t0 = time.perf_counter()
-    if isinstance(lp_backend, LpRouter):
-        # HiGHS, not CLP: on the accounts' LP HiGHS was the faster (0.8 s against 1.1 s at
-        # 1,000 accounts)
-        lp_backend = lp_backend.small
-    # the accounts' own programs through highspy: it reports the branch-and-bound's dual
-    # bound (OR-Tools' wrapper reports the incumbent), and they are solved to a zero gap
-    piece_backend = get_backend("highspy")
+    # every step through highspy: the accounts' own programs because it reports the
+    # branch-and-bound's dual bound (OR-Tools' wrapper reports the incumbent; they are solved
+    # to a zero gap), the accounts' LP of the bound because it was the faster there (0.9 s
+    # against 1.0-1.35 s through OR-Tools per resource at 1,000 accounts)
+    highs = get_backend("highspy")
     piece_options = dataclasses.replace(options, relative_gap=0.0)
     first_until = deadline
     if deadline is not None:
@@ -458,7 +454,7 @@ def _solve_priced(
                 relaxed,
                 labels,
                 (int(a), int(r)),
-                lambda m: _run(piece_backend, m, _with_options(piece_options, deadline)),
+                lambda m: _run(highs, m, _with_options(piece_options, deadline)),
             )
         done |= new
         # their shadows rest where their own programs' shadows leave room for it (the fewest
@@ -498,10 +494,10 @@ def _solve_priced(
         x = again
     if ttl_breaks(model.values("shadow", x), data.carry, ttl).any():
         return None, "price and fix: its plan still breaks the shadow time-to-live"
-    result = finish(model, lp_backend.name, Status.FEASIBLE, x, None, None, 0.0)
+    result = finish(model, highs.name, Status.FEASIBLE, x, None, None, 0.0)
     if result.x is None:
         return None, f"price and fix: its plan breaks the model ({result.message})"
-    bound, bound_note = _priced_bound(data, model, rough.y, solved, lp_backend, options, deadline)
+    bound, bound_note = _priced_bound(data, model, rough.y, solved, highs, options, deadline)
     if bound is not None and result.objective < bound - 1e-6 * max(1.0, abs(bound)):
         bound_note = f"{bound:.6g} is above the plan's objective, so it is not reported"
         bound = None
@@ -577,7 +573,7 @@ def solve_part(
         first = build_model(data, extensions)
         build += first.build_seconds
         if pricefix.applies(first):
-            priced, why = solve_priced(data, first, lp_backend, options, deadline)
+            priced, why = solve_priced(data, first, options, deadline)
             if priced is not None:
                 return priced, first, build, messages
             messages.append(f"{why}; the model was solved whole")

@@ -151,6 +151,51 @@ def test_the_repair_keeps_the_shadow_switches_of_a_round_with_time_to_live_rows(
     assert repaired.objective >= solved.objective - 1e-6
 
 
+def test_a_repair_whose_lp_runs_out_of_time_cuts_the_runs_without_solving() -> None:
+    """The repair's LP gives no answer (its time ran out): the runs too long are cut from the
+    round's solution without solving again, their demand counted unmet; the plan keeps the
+    time-to-live and every row of the model, rather than falling back to the greedy."""
+    import dataclasses
+
+    import numpy as np
+
+    from planner.backends import SolveResult
+    from planner.backends.strategy import _repair
+
+    org, profiles = case(
+        [{"id": "A", "quota": {"cpu": 10}}, {"id": "B", "quota": {"cpu": 10}}],
+        {"A": [12] * 6, "B": [12] * 6},
+        capacity=30,
+        reserve=10,
+        rules={"allow_loans": False, "shadow_ttl_periods": 2},
+    )
+    data = problem_data(org, profiles, start=START)
+    data = dataclasses.replace(data, ttl_mask=np.zeros(data.carry.shape, dtype=bool))
+    model = build_model(data)
+    highs = get_backend("highs")
+    solved = highs.solve(model, SolveOptions(time_limit=30))
+    assert solved.x is not None
+    assert (model.values("shadow", solved.x) > 1e-6).all()  # both: a shadow in every period
+
+    class OutOfTime:
+        name = "out-of-time"
+
+        def solve(self, model, options):  # type: ignore[no-untyped-def]
+            return SolveResult(Status.ERROR, self.name, message="time limit, no answer")
+
+    repaired = _repair(data, model, solved, OutOfTime(), SolveOptions(time_limit=30), None)  # type: ignore[arg-type]
+    assert repaired.x is not None
+    assert "cut without solving again" in repaired.message
+    assert model.violations(repaired.x) == []
+    shadow = model.values("shadow", repaired.x)
+    for row in shadow[:, 0]:
+        on = row > 1e-6
+        assert not any(on[t] and on[t + 1] and on[t + 2] for t in range(len(on) - 2))
+        assert on.sum() == 4  # two rests of six periods, no more
+    # what the cut shadows covered is now unmet, and priced
+    assert repaired.objective > solved.objective + 1.0
+
+
 def test_pulp_imported_first_does_not_crash_the_default_solver() -> None:
     """PuLP 3 loads its own HiGHS when imported; OR-Tools' HiGHS loaded after it crashed the
     process. The default backend then solves with highspy and says so."""

@@ -298,18 +298,44 @@ def _gap_shadows(
     deadline: float | None,
 ) -> SolveResult:
     """Cut the shadow runs of ``result`` that outlive the time-to-live (:func:`ttl_gaps`) and
-    solve ``fixed`` (integer columns fixed) again, until no run is too long."""
+    solve ``fixed`` (integer columns fixed) again, until no run is too long.
+
+    When such a solve gives no answer (its time ran out), the last answer's runs are cut
+    without solving (:func:`pricefix.cut_runs`: the demand the cut shadows covered counts as
+    unmet) rather than losing the plan; ``result`` stays without values only if that cut
+    solution breaks the model or still breaks the time-to-live."""
     ttl = data.org.rules.shadow_ttl_periods
     gaps = np.zeros(data.demand.shape, dtype=bool)
+    last = result
     for _ in range(len(data.periods)):
         if result.x is None:
-            return result
+            break
+        last = result
         new = ttl_gaps(fixed.values("shadow", result.x), data.carry, ttl)
         if not new.any():
-            break
+            return result
         gaps |= new
         result = _run(lp_backend, _shadow_gap_bounds(fixed, gaps), _with_options(options, deadline))
-    return result
+    if result.x is not None or last.x is None or "min_coverage" in fixed.families:
+        # hard thresholds: counting more demand unmet may break them (pricefix.applies)
+        return result
+    x = last.x
+    for _ in range(len(data.periods)):
+        more = ttl_gaps(fixed.values("shadow", x), data.carry, ttl)
+        if not more.any():
+            break
+        x = pricefix.cut_runs(fixed, x, gaps | more)
+        gaps |= more
+    if ttl_breaks(fixed.values("shadow", x), data.carry, ttl).any():
+        return result
+    cut = finish(fixed, last.solver, Status.FEASIBLE, x, None, None, last.solve_seconds)
+    if cut.x is None:
+        return result
+    note = (
+        f"the LP after cutting the shadow runs gave no answer ({result.message}); the runs "
+        "were cut without solving again (the demand they covered counted unmet)"
+    )
+    return dataclasses.replace(cut, message=f"{last.message}; {note}".strip("; "))
 
 
 def _graded(result: SolveResult, bound: float | None) -> SolveResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,15 @@ def test_run_report_renders_and_round_trips(tables, tmp_path):
     assert "| policy | throttled_cpu |" in md
     assert "![Throttled and idle per policy" in md
     assert "<table>" in (tmp_path / "report.html").read_text()
+    # no policy fell back: no fallback paragraph (it once listed "greedy: nan" and the like)
+    assert "Fallbacks" not in md
+    cycles = back.cycles.copy()
+    cycles["fallback"] = cycles["fallback"].astype(object)  # read back all empty: floats
+    cycles.loc[cycles.index[cycles["policy"] == "greedy"][:2], "fallback"] = "time ran out"
+    render_run(dataclasses.replace(back, cycles=cycles), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Fallbacks: greedy: 2 cycle(s): time ran out" in md
+    assert "nan" not in md.split("Fallbacks")[1].splitlines()[0]
 
 
 def test_cli_simulate_then_report(tmp_path, capsys):

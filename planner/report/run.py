@@ -110,14 +110,16 @@ def render_run(
         doc.table(tables.metrics)
         written.append(totals_plot(tables.metrics, out / "totals.png"))
         doc.image(written[-1], "Throttled and idle per policy, as shares of parent capacity-hours")
-    fallback = (
-        tables.cycles[tables.cycles.get("fallback", pd.Series(dtype=str)).astype(str).str.len() > 0]
-        if len(tables.cycles)
-        else tables.cycles
-    )
-    if len(fallback):
-        msgs = sorted({f"{r.policy}: {r.fallback}" for r in fallback.itertuples()})
-        doc.para("Fallbacks: " + "; ".join(msgs))
+    if len(tables.cycles) and "fallback" in tables.cycles:
+        # a cycle without fallback has "" or, once through a frame, NaN: neither is one
+        said = tables.cycles["fallback"].fillna("").astype(str)
+        fell = tables.cycles.assign(fallback=said)[said.str.len() > 0]
+        if len(fell):
+            msgs = [
+                f"{policy}: {len(group)} cycle(s): " + " | ".join(sorted(set(group["fallback"])))
+                for policy, group in fell.groupby("policy", sort=True)
+            ]
+            doc.para("Fallbacks: " + "; ".join(msgs))
     chosen = choose_accounts(tables, accounts)
     keep = {_account_png(a, r) for a, r in chosen}
     for stale in out.glob("account_*.png"):  # an earlier report's accounts, not this one's

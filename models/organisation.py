@@ -198,6 +198,14 @@ class NegotiationRules(_Value):
     allow_loans: bool = True
     loan_max_periods: int = Field(12, ge=1, description="A loan expires after this many periods.")
     loan_premium: float = Field(0.05, ge=0.0, description="Cost per unit-period lent.")
+    guaranteed_loans: bool = Field(
+        False,
+        description=(
+            "New loans whose lender's highest forecast quantile stays below what it keeps are "
+            "returned only at expiry (the borrower can count on them). By default every new "
+            "loan goes back as soon as the lender needs it, as Kueue's reclaimWithinCohort."
+        ),
+    )
     # shadow quotas
     allow_shadow: bool = True
     shadow_ttl_periods: int = Field(6, ge=1, description="Most consecutive periods of a shadow.")

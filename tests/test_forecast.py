@@ -300,9 +300,71 @@ def test_a_job_that_just_started_is_forecast_at_its_new_level() -> None:
     assert pred.loc["job", "q0.5"].iloc[0] == pytest.approx(2 * (1 - 0.7**6), rel=0.05)
     web_direct = SeasonalNaive(24).fit(usage).predict(24).set_index("account")
     np.testing.assert_allclose(pred.loc["web", "q0.5"], web_direct.loc["web", "q0.5"])
-    # without the check the job is forecast at zero until its start comes round again
-    off = AutoForecaster(candidates=cands, shift_window=0).fit(usage).predict(24)
-    assert off.set_index("account").loc["job", "q0.5"].iloc[:18].max() == pytest.approx(0.0)
+    # without the check (nor the recent-error correction) the job is forecast at zero until
+    # its start comes round again
+    off = AutoForecaster(candidates=cands, shift_window=0, correction_window=0)
+    pred_off = off.fit(usage).predict(24).set_index("account")
+    assert pred_off.loc["job", "q0.5"].iloc[:18].max() == pytest.approx(0.0)
+    # the correction alone: the last 3 hours ran 2 above the forecast of them, decaying by 0.9
+    # an hour
+    alone = AutoForecaster(candidates=cands, shift_window=0, correction_decay=0.9).fit(usage)
+    pred_alone = alone.predict(24).set_index("account")
+    assert alone.recent_error_.tolist() == pytest.approx([2.0, 0.0])
+    np.testing.assert_allclose(
+        pred_alone.loc["job", "q0.5"].iloc[:18], 2.0 * 0.9 ** np.arange(1, 19), atol=1e-9
+    )
+
+
+def test_recent_errors_correct_the_forecast_with_decay() -> None:
+    """A series running above its seasonal forecast for the last hours is raised by that
+    error, fading with the lead; one on its forecast is left alone; quantiles keep order."""
+    usage = _job_and_web(hours_on=30)
+    last = usage["ts"].max()
+    job = (usage["account"] == "job") & (usage["ts"] > last - pd.Timedelta(hours=3))
+    usage.loc[job, "value"] += 1.5
+    est = AutoForecaster(candidates=[SeasonalNaive(24)], correction_decay=0.9).fit(usage)
+    pred = est.predict(24, quantiles=(0.5, 0.9)).set_index("account")
+    plain = SeasonalNaive(24).fit(usage).predict(24, quantiles=(0.5, 0.9)).set_index("account")
+    errors = dict(zip(est.choice_["account"], est.recent_error_, strict=True))
+    assert errors["job"] == pytest.approx(1.5)
+    assert errors["web"] == pytest.approx(0.0)
+    lift = pred.loc["job", "q0.5"].to_numpy() - plain.loc["job", "q0.5"].to_numpy()
+    np.testing.assert_allclose(lift, 1.5 * 0.9 ** np.arange(1, 25), atol=1e-9)
+    np.testing.assert_allclose(pred.loc["web", "q0.5"], plain.loc["web", "q0.5"])
+    assert (pred["q0.9"] >= pred["q0.5"] - 1e-12).all()
+    off = AutoForecaster(candidates=[SeasonalNaive(24)], correction_window=0).fit(usage)
+    np.testing.assert_allclose(off.predict(24).set_index("account")["q0.5"], plain["q0.5"])
+
+
+def _noisy_days(phi: float, n_series: int = 20, days: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Daily curves plus AR(1) noise of coefficient ``phi`` (0: independent noise)."""
+    rng = np.random.default_rng(seed)
+    n = 24 * days
+    ts = pd.date_range("2013-07-01", periods=n, freq="h")
+    frames = []
+    for i in range(n_series):
+        noise = np.zeros(n)
+        shocks = rng.normal(scale=1.0, size=n)
+        for t in range(1, n):
+            noise[t] = phi * noise[t - 1] + shocks[t]
+        value = 20.0 + 5.0 * np.sin(2 * np.pi * np.arange(n) / 24) + noise
+        frames.append(
+            pd.DataFrame({"account": f"a{i}", "resource": "cpu", "ts": ts, "value": value})
+        )
+    return pd.concat(frames)
+
+
+def test_the_correction_decay_is_chosen_from_the_errors() -> None:
+    """Errors that persist hour to hour get a strong correction; independent errors none."""
+    persistent = AutoForecaster(candidates=[SeasonalNaive(24)]).fit(_noisy_days(0.95))
+    assert persistent.correction_decay_ >= 0.8
+    assert persistent.decay_mae_[persistent.correction_decay_] < persistent.decay_mae_[0.0]
+    independent = AutoForecaster(candidates=[SeasonalNaive(24)]).fit(_noisy_days(0.0))
+    assert independent.correction_decay_ == 0.0
+    fixed = AutoForecaster(candidates=[SeasonalNaive(24)], correction_decay=0.5)
+    assert fixed.fit(_noisy_days(0.0)).correction_decay_ == 0.5
+    with pytest.raises(ValueError, match="correction_decay"):
+        AutoForecaster(correction_decay=1.0).fit(_noisy_days(0.0))
 
 
 def test_a_job_running_a_day_is_no_longer_a_shift() -> None:

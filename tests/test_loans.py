@@ -104,3 +104,25 @@ def test_a_loan_committed_until_expiry_is_restated_and_only_the_rest_is_matched(
     assert [(x.lender, x.borrower, x.amount, x.start) for x in rest] == [
         ("A", "C", 2.0, START + timedelta(hours=2))
     ]
+
+
+def test_new_loans_go_back_when_the_lender_needs_them_unless_the_rules_guarantee_them() -> None:
+    """By default every new loan is reclaimable (Kueue's reclaimWithinCohort: a lender whose
+    forecast was wrong is never throttled by its own loan); with ``guaranteed_loans`` a loan
+    whose lender's need stays below what it kept is returned only at expiry."""
+    lend = np.zeros((3, 1, 4))
+    borrow = np.zeros((3, 1, 4))
+    lend[0, 0, :] = 2.0  # A lends 2 to B, and A's need (0) stays below what it kept (3)
+    borrow[1, 0, :] = 2.0
+    lend[2, 0, :2] = 1.0  # C lends 1 to B, and C's own need rises above what it kept
+    borrow[1, 0, :2] += 1.0
+    org = _org()
+    kept = np.full(lend.shape, 5.0) - lend
+    need = np.zeros(lend.shape)
+    need[2, 0, 1] = 4.5
+    args = (["A", "B", "C"], ["cpu"], PERIODS, lend, borrow, kept, need)
+    loans = loan_records(org, *args)
+    assert {(x.lender, x.reclaim) for x in loans} == {("A", "lender_need"), ("C", "lender_need")}
+    rules = org.rules.model_copy(update={"guaranteed_loans": True})
+    loans = loan_records(org.model_copy(update={"rules": rules}), *args)
+    assert {(x.lender, x.reclaim) for x in loans} == {("A", "expiry"), ("C", "lender_need")}

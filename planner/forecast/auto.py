@@ -14,6 +14,16 @@ last ``shift_window`` periods differs from the same periods one day earlier by m
 ``shift_factor`` times its usual day-to-day change, one of the two being at most a tenth of
 the other (a start or a stop), is forecast by ``fallback`` (a smoothed last value) instead,
 until the day-old values catch up.
+
+**Recent errors.** A seasonal forecast repeats yesterday and ignores the last hours: a series
+running above its forecast since this morning is forecast as if it were not. The chosen
+forecasts are therefore corrected by their own recent error: each series' mean error over the
+last ``correction_window`` periods (the forecast made ``correction_window`` periods ago against
+what happened) is added to every quantile at lead ``h`` with weight ``correction_decay ** h``
+(an AR(1) model of the errors), and the result clipped at zero. The decay is chosen at fit
+time from :data:`DECAYS` (0: no correction) by the mean absolute error it leaves on the same
+rolling-origin errors the choice of model uses: the error at each origin corrected by the
+error of the origin ``correction_window`` periods earlier over its first periods.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from planner.forecast.global_model import GlobalGradientBoosting
 
 #: A level shift is "on or off": the lower of the two levels is at most this share of the other.
 ONOFF_RATIO = 0.1
+#: Decays of the recent-error correction tried at fit time (0: none).
+DECAYS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
 
 
 def default_candidates(random_state: int = 0) -> list[BaseForecaster]:
@@ -69,6 +81,11 @@ class AutoForecaster(BaseForecaster):
     shift_factor : float
         A level shift is a difference above this many times the series' mean absolute daily
         difference (before the window).
+    correction_window : int
+        Periods of recent error that correct the forecast (0: no correction).
+    correction_decay : float or None
+        Weight of the recent error at lead 1, raised to the lead's power after (0: none);
+        None: chosen from :data:`DECAYS` on the rolling-origin errors.
     id_cols, time_col, value_col
         Column names of the long usage table.
 
@@ -78,6 +95,12 @@ class AutoForecaster(BaseForecaster):
         Per series: the id columns, ``model`` (chosen name) and the MAE of each candidate.
     shifted_ : ndarray of bool
         Per series: a level shift was found at the last forecast (``fallback`` answered).
+    recent_error_ : ndarray
+        Per series: the recent error added (decaying) to the last forecast.
+    correction_decay_ : float
+        The decay used (``correction_decay``, or the one chosen at fit time).
+    decay_mae_ : dict
+        Per decay tried: the mean absolute error it left (empty when the decay was given).
     """
 
     def __init__(
@@ -88,6 +111,8 @@ class AutoForecaster(BaseForecaster):
         random_state: int = 0,
         shift_window: int = 6,
         shift_factor: float = 8.0,
+        correction_window: int = 3,
+        correction_decay: float | None = None,
         id_cols: Sequence[str] = ("account", "resource"),
         time_col: str = "ts",
         value_col: str = "value",
@@ -98,6 +123,8 @@ class AutoForecaster(BaseForecaster):
         self.random_state = random_state
         self.shift_window = shift_window
         self.shift_factor = shift_factor
+        self.correction_window = correction_window
+        self.correction_decay = correction_decay
         self.id_cols = id_cols
         self.time_col = time_col
         self.value_col = value_col
@@ -121,6 +148,13 @@ class AutoForecaster(BaseForecaster):
         sf = self.shift_factor
         ok = isinstance(sf, int | float) and not isinstance(sf, bool) and sf > 0
         check_param(name, "shift_factor", sf, ok, "a number > 0")
+        cw = self.correction_window
+        check_param(name, "correction_window", cw, is_int(cw) and cw >= 0, "an int >= 0")
+        cd = self.correction_decay
+        ok = cd is None or (
+            isinstance(cd, int | float) and not isinstance(cd, bool) and 0 <= cd < 1
+        )
+        check_param(name, "correction_decay", cd, ok, "None or a number in [0, 1)")
 
     def _fit_panel(self, panel: Panel) -> None:
         cols = {"id_cols": self.id_cols, "time_col": self.time_col, "value_col": self.value_col}
@@ -148,6 +182,43 @@ class AutoForecaster(BaseForecaster):
         for n in self.names_:
             choice[f"mae_{n}"] = mae[n]
         self.choice_ = choice
+        self.correction_decay_, self.decay_mae_ = self._decay()
+
+    def _decay(self) -> tuple[float, dict[float, float]]:
+        """The given decay, or the one of :data:`DECAYS` leaving the smallest mean absolute
+        error on the chosen models' (and the fallback's) rolling-origin errors once each origin's errors are
+        corrected by those of the origin ``correction_window`` earlier (ties: the smaller)."""
+        w = int(self.correction_window)
+        if self.correction_decay is not None or w == 0:
+            return (0.0 if w == 0 else float(self.correction_decay or 0.0)), {}
+        total = dict.fromkeys(DECAYS, 0.0)
+        count = 0
+        for i, est in [*enumerate(self.candidates_), (-1, self.fallback_)]:
+            rows = self.chosen_ == i
+            errors = getattr(est, "oos_errors_", np.zeros((len(rows), 0, 0)))[rows]
+            if not rows.any() or errors.shape[2] < w:
+                continue
+            at = {int(o): k for k, o in enumerate(est.oos_origins_)}
+            pairs = [
+                (k, at[int(o) - w]) for k, o in enumerate(est.oos_origins_) if int(o) - w in at
+            ]
+            if not pairs:
+                continue
+            now, before = (np.array(side, dtype=np.int64) for side in zip(*pairs, strict=True))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no error known
+                recent = np.nan_to_num(np.nanmean(errors[:, before, :w], axis=2), nan=0.0)
+            later = errors[:, now, :]
+            known = ~np.isnan(later)
+            count += int(known.sum())
+            lead = np.arange(1, later.shape[2] + 1)
+            for d in DECAYS:
+                left = np.abs(later - recent[:, :, None] * d ** lead[None, None, :])
+                total[d] += float(np.where(known, left, 0.0).sum())
+        if count == 0:
+            return 0.0, {}
+        mae = {d: t / count for d, t in total.items()}
+        return min(DECAYS, key=lambda d: (mae[d], d)), mae
 
     @staticmethod
     def _name(est: BaseForecaster, i: int) -> str:
@@ -211,13 +282,39 @@ class AutoForecaster(BaseForecaster):
         onoff = np.minimum(recent, before) <= ONOFF_RATIO * np.maximum(recent, before)
         return long_enough & big & onoff
 
-    def _forecast(self, panel: Panel, horizon: int, quantiles: tuple[float, ...]) -> np.ndarray:
+    def _chosen(
+        self, panel: Panel, horizon: int, quantiles: tuple[float, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each series' chosen forecast, and which series had a level shift."""
         out = self.fallback_._forecast(panel, horizon, quantiles)
-        self.shifted_ = self.level_shifts(panel) & (self.chosen_ >= 0)
+        shifted = self.level_shifts(panel) & (self.chosen_ >= 0)
         for i, est in enumerate(self.candidates_):
-            rows = (self.chosen_ == i) & ~self.shifted_
+            rows = (self.chosen_ == i) & ~shifted
             if rows.any():
                 out[rows] = est._forecast(panel, horizon, quantiles)[rows]
+        return out, shifted
+
+    def recent_error(self, panel: Panel) -> np.ndarray:
+        """Per series: the mean error (actual - median) over the last ``correction_window``
+        periods of the forecast made ``correction_window`` periods ago; 0 where unknown."""
+        w = int(self.correction_window)
+        if w == 0 or self.correction_decay_ == 0.0 or panel.n_times <= w:
+            return np.zeros(panel.n_series)
+        with warnings.catch_warnings():
+            # series that had not started ``w`` periods ago: no error known
+            warnings.simplefilter("ignore", RuntimeWarning)
+            past, _ = self._chosen(panel.truncate(panel.n_times - w), w, (0.5,))
+            err = np.nanmean(panel.values[:, -w:] - past[:, :, 0], axis=1)
+        return np.nan_to_num(err, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _forecast(self, panel: Panel, horizon: int, quantiles: tuple[float, ...]) -> np.ndarray:
+        out, self.shifted_ = self._chosen(panel, horizon, quantiles)
+        # a level-shifted series is already forecast from its last values
+        self.recent_error_ = np.where(self.shifted_, 0.0, self.recent_error(panel))
+        if self.recent_error_.any():
+            weight = self.correction_decay_ ** np.arange(1, horizon + 1)
+            out = out + self.recent_error_[:, None, None] * weight[None, :, None]
+            out = np.clip(out, 0.0, None)
         return out
 
     def model_counts(self) -> pd.Series:

@@ -5,7 +5,8 @@ O(accounts) variables instead of O(accounts^2)). Per resource and period, a smal
 problem matches lenders to borrowers at a cost that prefers, in order, the pair that already
 had a loan in the previous period (so records last) and dependency peers (accounts that depend
 on each other, directly or through their workloads). Consecutive periods of the same pair and
-amount become one :class:`models.Loan`; a record never lasts more than
+amount (each within 1e-6, relative, of the period before) become one :class:`models.Loan`
+carrying the first period's amount; a record never lasts more than
 ``rules.loan_max_periods`` (counted from its original start when it continues a loan in force).
 """
 

@@ -16,8 +16,10 @@ Semantics chosen where the rules leave room (documented here and in the formulat
   before ``start`` (from ``org.state``), then reverts for at least one period;
 - loans go through the parent's pool: an account lends only from its base quota, within its
   lend limit, and may be asked to lend even when that leaves part of its own demand uncovered
-  (the parent arbitrates by priority x criticality); such loans come back only at expiry,
-  the others as soon as the lender's high-quantile need exceeds what it kept;
+  (the parent arbitrates by priority x criticality); every new loan goes back as soon as the
+  lender's need exceeds what it kept (``reclaim="lender_need"``), unless
+  ``rules.guaranteed_loans``: then a loan whose lender's high-quantile need stays below what
+  it kept comes back only at expiry;
 - loans in force with ``reclaim="expiry"`` are honoured until they end; those with
   ``reclaim="lender_need"`` are re-decided (kept, extended or returned);
 - a loan record lasts at most ``loan_max_periods`` periods from its original start; a longer

@@ -361,6 +361,15 @@ def test_the_correction_decay_is_chosen_from_the_errors() -> None:
     assert persistent.decay_mae_[persistent.correction_decay_] < persistent.decay_mae_[0.0]
     independent = AutoForecaster(candidates=[SeasonalNaive(24)]).fit(_noisy_days(0.0))
     assert independent.correction_decay_ == 0.0
+    # a window that is not the models' origin spacing (3), and the global model (origins 12
+    # apart): the decay is still chosen from their errors
+    four = AutoForecaster(candidates=[SeasonalNaive(24)], correction_window=4)
+    assert four.fit(_noisy_days(0.95)).correction_decay_ >= 0.8
+    gbm = AutoForecaster(candidates=[GlobalGradientBoosting(random_state=0)], min_errors=1)
+    gbm.fit(_noisy_days(0.95))
+    assert (gbm.choice_["model"] == "global_gbm").all()
+    assert gbm.decay_mae_
+    assert gbm.correction_decay_ >= 0.5
     fixed = AutoForecaster(candidates=[SeasonalNaive(24)], correction_decay=0.5)
     assert fixed.fit(_noisy_days(0.0)).correction_decay_ == 0.5
     with pytest.raises(ValueError, match="correction_decay"):

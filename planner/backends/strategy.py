@@ -300,10 +300,11 @@ def _gap_shadows(
     """Cut the shadow runs of ``result`` that outlive the time-to-live (:func:`ttl_gaps`) and
     solve ``fixed`` (integer columns fixed) again, until no run is too long.
 
-    When such a solve gives no answer (its time ran out), the last answer's runs are cut
-    without solving (:func:`pricefix.cut_runs`: the demand the cut shadows covered counts as
-    unmet) rather than losing the plan; ``result`` stays without values only if that cut
-    solution breaks the model or still breaks the time-to-live."""
+    When such a solve gives no answer (its time ran out), or runs are still too long after
+    as many solves as periods, the runs are cut from the last answer without solving
+    (:func:`_cut_to_ttl`: the demand the cut shadows covered counts as unmet) rather than
+    losing the plan; ``result`` stays without values only if that cut solution breaks the
+    model or the rule."""
     ttl = data.org.rules.shadow_ttl_periods
     gaps = np.zeros(data.demand.shape, dtype=bool)
     last = result
@@ -316,26 +317,38 @@ def _gap_shadows(
             return result
         gaps |= new
         result = _run(lp_backend, _shadow_gap_bounds(fixed, gaps), _with_options(options, deadline))
-    if result.x is not None or last.x is None or "min_coverage" in fixed.families:
+    if result.x is not None:
+        if not ttl_breaks(fixed.values("shadow", result.x), data.carry, ttl).any():
+            return result
+        last, why = result, f"runs were still too long after {len(data.periods)} solves"
+    else:
+        why = f"the LP after cutting the shadow runs gave no answer ({result.message})"
+    if last.x is None or "min_coverage" in fixed.families:
         # hard thresholds: counting more demand unmet may break them (pricefix.applies)
         return result
-    x = last.x
-    for _ in range(len(data.periods)):
-        more = ttl_gaps(fixed.values("shadow", x), data.carry, ttl)
-        if not more.any():
-            break
-        x = pricefix.cut_runs(fixed, x, gaps | more)
-        gaps |= more
+    x = _cut_to_ttl(data, fixed, last.x, gaps)
     if ttl_breaks(fixed.values("shadow", x), data.carry, ttl).any():
         return result
     cut = finish(fixed, last.solver, Status.FEASIBLE, x, None, None, last.solve_seconds)
     if cut.x is None:
         return result
-    note = (
-        f"the LP after cutting the shadow runs gave no answer ({result.message}); the runs "
-        "were cut without solving again (the demand they covered counted unmet)"
-    )
+    note = f"{why}; they were cut without solving again (the demand they covered counted unmet)"
     return dataclasses.replace(cut, message=f"{last.message}; {note}".strip("; "))
+
+
+def _cut_to_ttl(
+    data: ProblemData, model: LinearModel, x: FloatArray, gaps: npt.NDArray[np.bool_]
+) -> FloatArray:
+    """``x`` with its shadows cut at ``gaps`` and wherever a run still outlives the
+    time-to-live (:func:`ttl_gaps`), without solving (:func:`pricefix.cut_runs`)."""
+    ttl = data.org.rules.shadow_ttl_periods
+    for _ in range(len(data.periods) + 1):
+        more = ttl_gaps(model.values("shadow", x), data.carry, ttl)
+        if not more.any():
+            break
+        gaps = gaps | more
+        x = pricefix.cut_runs(model, x, gaps)
+    return x
 
 
 def _graded(result: SolveResult, bound: float | None) -> SolveResult:
@@ -514,7 +527,7 @@ def _solve_priced(
         gaps |= more
         again = warm.solve(quotas, gaps, _remaining(deadline)) if k < pricefix.GAP_SOLVES else None
         if again is None:
-            x = pricefix.cut_runs(model, x, gaps)
+            x = _cut_to_ttl(data, model, x, gaps)
             steps.append("the last shadow runs too long were cut without solving again")
             break
         x = again

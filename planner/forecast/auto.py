@@ -22,8 +22,8 @@ last ``correction_window`` periods (the forecast made ``correction_window`` peri
 what happened) is added to every quantile at lead ``h`` with weight ``correction_decay ** h``
 (an AR(1) model of the errors), and the result clipped at zero. The decay is chosen at fit
 time from :data:`DECAYS` (0: no correction) by the mean absolute error it leaves on the same
-rolling-origin errors the choice of model uses: the error at each origin corrected by the
-error of the origin ``correction_window`` periods earlier over its first periods.
+rolling-origin errors the choice of model uses: each origin's errors corrected by the errors,
+over the ``correction_window`` periods before it, of the latest origin at least that far back.
 """
 
 from __future__ import annotations
@@ -182,12 +182,15 @@ class AutoForecaster(BaseForecaster):
         for n in self.names_:
             choice[f"mae_{n}"] = mae[n]
         self.choice_ = choice
-        self.correction_decay_, self.decay_mae_ = self._decay()
+        self.correction_decay_, self.decay_mae_ = self._decay(panel)
 
-    def _decay(self) -> tuple[float, dict[float, float]]:
+    def _decay(self, panel: Panel) -> tuple[float, dict[float, float]]:
         """The given decay, or the one of :data:`DECAYS` leaving the smallest mean absolute
-        error on the chosen models' (and the fallback's) rolling-origin errors once each origin's errors are
-        corrected by those of the origin ``correction_window`` earlier (ties: the smaller)."""
+        error on the chosen models' (and the fallback's) rolling-origin errors of their
+        medians once each origin's errors are corrected by the recent error: over the
+        ``correction_window`` periods before the origin, the errors of the latest origin at
+        least that far back (the origin exactly ``correction_window`` before when the models'
+        origins allow; ties: the smaller decay)."""
         w = int(self.correction_window)
         if self.correction_decay is not None or w == 0:
             return (0.0 if w == 0 else float(self.correction_decay or 0.0)), {}
@@ -196,18 +199,27 @@ class AutoForecaster(BaseForecaster):
         for i, est in [*enumerate(self.candidates_), (-1, self.fallback_)]:
             rows = self.chosen_ == i
             errors = getattr(est, "oos_errors_", np.zeros((len(rows), 0, 0)))[rows]
-            if not rows.any() or errors.shape[2] < w:
+            origins = np.asarray(getattr(est, "oos_origins_", ()), dtype=np.int64)
+            if not rows.any() or origins.size == 0 or errors.shape[2] < w:
                 continue
-            at = {int(o): k for k, o in enumerate(est.oos_origins_)}
-            pairs = [
-                (k, at[int(o) - w]) for k, o in enumerate(est.oos_origins_) if int(o) - w in at
-            ]
-            if not pairs:
+            # errors of the median the forecaster predicts (a baseline's errors are of its
+            # point forecast, which its bands shift by a per-series median offset)
+            median_offset = getattr(est, "median_offset", None)
+            if median_offset is not None:
+                errors = errors - median_offset(panel)[rows, None, None]
+            # for each origin o: the latest origin b <= o - w, read at the leads that cover
+            # periods o - w .. o - 1
+            back = np.searchsorted(origins, origins - w, side="right") - 1
+            skip = origins - w - origins[np.clip(back, 0, None)]
+            ok = (back >= 0) & (skip + w <= errors.shape[2])
+            if not ok.any():
                 continue
-            now, before = (np.array(side, dtype=np.int64) for side in zip(*pairs, strict=True))
+            now = np.flatnonzero(ok)
+            leads = skip[now][:, None] + np.arange(w)[None, :]
+            recent_paths = errors[:, back[now][:, None], leads]  # series x pairs x w
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: no error known
-                recent = np.nan_to_num(np.nanmean(errors[:, before, :w], axis=2), nan=0.0)
+                recent = np.nan_to_num(np.nanmean(recent_paths, axis=2), nan=0.0)
             later = errors[:, now, :]
             known = ~np.isnan(later)
             count += int(known.sum())

@@ -101,6 +101,12 @@ class _ConformalBaseline(BaseForecaster):
         scale = series_scale(panel.values[:, -self.calibration_window :])
         self.bands_ = ResidualBands(errors.reshape(panel.n_series, -1), scale)
 
+    def median_offset(self, panel: Panel) -> np.ndarray:
+        """Per series: what the bands add to the point forecast for the median (the
+        ``oos_errors_`` are of the point forecast)."""
+        scale = series_scale(panel.values[:, -self.calibration_window :])
+        return self.bands_.offsets((0.5,), scale)[:, 0]
+
     def _forecast(self, panel: Panel, horizon: int, quantiles: tuple[float, ...]) -> np.ndarray:
         origin = np.array([panel.n_times], dtype=np.int64)
         point = self._point_paths(panel.values, panel.first, origin, horizon)[:, 0, :]

@@ -112,7 +112,7 @@ def render_run(
         doc.image(written[-1], "Throttled and idle per policy, as shares of parent capacity-hours")
     if len(tables.cycles) and "fallback" in tables.cycles:
         # a cycle without fallback has "" or, once through a frame, NaN: neither is one
-        said = tables.cycles["fallback"].fillna("").astype(str)
+        said = tables.cycles["fallback"].map(lambda v: "" if pd.isna(v) else str(v))
         fell = tables.cycles.assign(fallback=said)[said.str.len() > 0]
         if len(fell):
             msgs = [

@@ -114,18 +114,14 @@ def test_a_time_to_live_round_without_solution_repairs_the_previous_one(monkeypa
     assert plan.report.objective == pytest.approx(1.0, abs=1e-3)
 
 
-def test_the_repair_keeps_the_shadow_switches_of_a_round_with_time_to_live_rows() -> None:
-    """A round whose time-to-live rows bind is repaired with its own switches: switching them
-    all on would break those rows and make the repair infeasible."""
+def _two_over_quota(ttl_rows_for: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """Both accounts want 2 above their quota for 6 periods; the reserve keeps base quotas
+    from growing, so shadows (at most 2 periods running) or unmet demand it is. The model has
+    time-to-live binaries for the accounts ``ttl_rows_for`` only. Returns (data, model)."""
     import dataclasses
 
     import numpy as np
 
-    from planner.backends.strategy import _repair
-
-    # both accounts want 2 above their quota for 6 periods; the reserve keeps base quotas from
-    # growing, so shadows (at most 2 periods running) or unmet demand it is. The round solved
-    # had time-to-live binaries for A only: B's shadow runs all 6 periods and must be cut
     org, profiles = case(
         [{"id": "A", "quota": {"cpu": 10}}, {"id": "B", "quota": {"cpu": 10}}],
         {"A": [12] * 6, "B": [12] * 6},
@@ -135,19 +131,33 @@ def test_the_repair_keeps_the_shadow_switches_of_a_round_with_time_to_live_rows(
     )
     data = problem_data(org, profiles, start=START)
     mask = np.zeros(data.carry.shape, dtype=bool)
-    mask[data.accounts.index("A")] = True
+    for account in ttl_rows_for:
+        mask[data.accounts.index(account)] = True
     data = dataclasses.replace(data, ttl_mask=mask)
-    model = build_model(data)
+    return data, build_model(data)
+
+
+def _runs_within_two(shadow) -> bool:  # type: ignore[no-untyped-def]
+    """No account's shadow (accounts x one resource x periods) runs 3 periods in a row."""
+    on = shadow[:, 0] > 1e-6
+    return not (on[:, :-2] & on[:, 1:-1] & on[:, 2:]).any()
+
+
+def test_the_repair_keeps_the_shadow_switches_of_a_round_with_time_to_live_rows() -> None:
+    """A round whose time-to-live rows bind is repaired with its own switches: switching them
+    all on would break those rows and make the repair infeasible."""
+    from planner.backends.strategy import _repair
+
+    # the round solved had time-to-live binaries for A only: B's shadow runs all 6 periods
+    # and must be cut
+    data, model = _two_over_quota(("A",))
     highs = get_backend("highs")
     solved = highs.solve(model, SolveOptions(time_limit=30))
     assert solved.x is not None
     assert (model.values("shadow", solved.x)[1] > 1e-6).all()  # B: a shadow in every period
     repaired = _repair(data, model, solved, highs, SolveOptions(time_limit=30), None)
     assert repaired.x is not None
-    shadow = model.values("shadow", repaired.x)
-    for row in shadow[:, 0]:
-        on = row > 1e-6
-        assert not any(on[t] and on[t + 1] and on[t + 2] for t in range(len(on) - 2))
+    assert _runs_within_two(model.values("shadow", repaired.x))
     assert repaired.objective >= solved.objective - 1e-6
 
 
@@ -155,23 +165,10 @@ def test_a_repair_whose_lp_runs_out_of_time_cuts_the_runs_without_solving() -> N
     """The repair's LP gives no answer (its time ran out): the runs too long are cut from the
     round's solution without solving again, their demand counted unmet; the plan keeps the
     time-to-live and every row of the model, rather than falling back to the greedy."""
-    import dataclasses
-
-    import numpy as np
-
     from planner.backends import SolveResult
     from planner.backends.strategy import _repair
 
-    org, profiles = case(
-        [{"id": "A", "quota": {"cpu": 10}}, {"id": "B", "quota": {"cpu": 10}}],
-        {"A": [12] * 6, "B": [12] * 6},
-        capacity=30,
-        reserve=10,
-        rules={"allow_loans": False, "shadow_ttl_periods": 2},
-    )
-    data = problem_data(org, profiles, start=START)
-    data = dataclasses.replace(data, ttl_mask=np.zeros(data.carry.shape, dtype=bool))
-    model = build_model(data)
+    data, model = _two_over_quota(())
     highs = get_backend("highs")
     solved = highs.solve(model, SolveOptions(time_limit=30))
     assert solved.x is not None
@@ -188,10 +185,8 @@ def test_a_repair_whose_lp_runs_out_of_time_cuts_the_runs_without_solving() -> N
     assert "cut without solving again" in repaired.message
     assert model.violations(repaired.x) == []
     shadow = model.values("shadow", repaired.x)
-    for row in shadow[:, 0]:
-        on = row > 1e-6
-        assert not any(on[t] and on[t + 1] and on[t + 2] for t in range(len(on) - 2))
-        assert on.sum() == 4  # two rests of six periods, no more
+    assert _runs_within_two(shadow)
+    assert ((shadow[:, 0] > 1e-6).sum(axis=1) == 4).all()  # two rests of six periods, no more
     # what the cut shadows covered is now unmet, and priced
     assert repaired.objective > solved.objective + 1.0
 

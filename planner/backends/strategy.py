@@ -520,17 +520,18 @@ def _solve_priced(
             "quotas were then left to the LP"
         )
     # runs still too long: cut, solve again (twice at most), then cut without solving
-    for k in range(len(data.periods) + 1):
+    for _ in range(pricefix.GAP_SOLVES):
         more = ttl_gaps(model.values("shadow", x), data.carry, ttl)
         if not more.any():
             break
         gaps |= more
-        again = warm.solve(quotas, gaps, _remaining(deadline)) if k < pricefix.GAP_SOLVES else None
+        again = warm.solve(quotas, gaps, _remaining(deadline))
         if again is None:
-            x = _cut_to_ttl(data, model, x, gaps)
-            steps.append("the last shadow runs too long were cut without solving again")
             break
         x = again
+    if ttl_gaps(model.values("shadow", x), data.carry, ttl).any():
+        x = _cut_to_ttl(data, model, x, gaps)
+        steps.append("the last shadow runs too long were cut without solving again")
     if ttl_breaks(model.values("shadow", x), data.carry, ttl).any():
         return None, "price and fix: its plan still breaks the shadow time-to-live"
     result = finish(model, highs.name, Status.FEASIBLE, x, None, None, 0.0)
